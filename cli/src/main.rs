@@ -1,1 +1,61 @@
-fn main() {}
+//! `fanout`: the command-line entry point.
+//!
+//! - `fanout standalone`: every role in one process on the in-memory bus ([`standalone`]).
+//! - `fanout publish`: publish one event over gRPC ([`publish`]).
+//! - `fanout subscribe`: a small graphql-transport-ws client ([`subscribe`]).
+//! - `fanout check`: validate a schema and a resolvers file ([`check`]).
+//!
+//! Configuration lives in [`config`], the embedded example in [`example`], the admin
+//! HTTP endpoints in [`admin`], signal handling in [`signals`].
+
+mod admin;
+mod check;
+mod config;
+mod example;
+mod publish;
+mod signals;
+mod standalone;
+mod subscribe;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Fanout delivers GraphQL subscriptions to very many WebSocket clients.
+#[derive(Debug, Parser)]
+#[command(name = "fanout", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every role (edge, router, resolver worker) in one process on an in-memory bus.
+    Standalone(Box<config::StandaloneArgs>),
+    /// Publish one event through the gRPC publish API and print its offset.
+    Publish(publish::PublishArgs),
+    /// Subscribe over graphql-transport-ws and print each `next` payload as a JSON line.
+    Subscribe(subscribe::SubscribeArgs),
+    /// Validate a schema and a resolvers file; print every problem with file and line.
+    Check(check::CheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Standalone(args) => standalone::main(*args).await,
+            Command::Publish(args) => publish::main(args).await,
+            Command::Subscribe(args) => subscribe::main(args).await,
+            Command::Check(args) => check::main(args),
+        }
+    })
+}

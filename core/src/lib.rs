@@ -7,6 +7,7 @@
 //! - [`security`]: the security context of a connection and JWT verification.
 //! - [`shape`]: shapes (DESIGN §4): what makes two subscriptions share one resolver call
 //!   and one serialized payload.
+//! - [`dispatch`]: groups per-shape payloads of one event into one delivery per edge.
 //! - [`render`]: turns a projected value into the JSON payload of a `next` message.
 //! - [`bus`]: the [`bus::Bus`] trait that joins roles, with the in-memory implementation.
 //! - [`subject`]: every bus subject name, built in one place.
@@ -16,6 +17,7 @@
 //! - [`error`]: the crate's error type.
 
 pub mod bus;
+pub mod dispatch;
 pub mod error;
 pub mod graphql;
 pub mod interest;

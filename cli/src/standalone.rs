@@ -1,0 +1,266 @@
+//! `fanout standalone`: edge, router and resolver worker in one process, joined by the
+//! in-memory bus exactly as they are joined by NATS in a cluster.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fanout_core::bus::{Bus, MemoryBus};
+use fanout_core::graphql::Schema;
+use fanout_core::security::JwtVerifier;
+use fanout_edge::{Edge, EdgeConfig};
+use fanout_resolver_worker::worker::Worker;
+use fanout_resolver_worker::{PythonConfig, PythonRuntime};
+use fanout_router::{Router, RouterConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::Admin;
+use crate::config::{Source, StandaloneArgs, StandaloneConfig};
+use crate::{example, signals};
+
+/// Exit code for bad flags or configuration (EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+/// How long running tasks get to finish after a shutdown signal.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Entry point of the subcommand.
+pub async fn main(args: StandaloneArgs) -> ExitCode {
+    let log_json = args.log_json;
+    init_logging(log_json);
+    let config = match StandaloneConfig::resolve(args) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FANOUT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Schema text, its name in diagnostics, and the resolvers file to import.
+struct Loaded {
+    schema: Schema,
+    resolvers: Option<PathBuf>,
+    _example_dir: Option<ExampleDir>,
+}
+
+/// A temporary directory holding the embedded example's resolvers, removed on drop.
+struct ExampleDir(PathBuf);
+
+impl Drop for ExampleDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn load(source: &Source) -> anyhow::Result<Loaded> {
+    let (sdl, name, resolvers, example_dir) = match source {
+        Source::Example => {
+            let dir = std::env::temp_dir().join(format!("fanout-example-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+            let file = dir.join("resolvers.py");
+            std::fs::write(&file, example::RESOLVERS)
+                .with_context(|| format!("writing {}", file.display()))?;
+            (
+                example::SCHEMA.to_owned(),
+                example::SCHEMA_NAME.to_owned(),
+                Some(file),
+                Some(ExampleDir(dir)),
+            )
+        }
+        Source::Files { schema, resolvers } => {
+            let sdl = std::fs::read_to_string(schema)
+                .with_context(|| format!("reading schema {}", schema.display()))?;
+            (sdl, schema.display().to_string(), resolvers.clone(), None)
+        }
+    };
+    let schema = Schema::parse(&sdl, &name).map_err(|errors| {
+        let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid schema:\n{}", lines.join("\n"))
+    })?;
+    Ok(Loaded {
+        schema,
+        resolvers,
+        _example_dir: example_dir,
+    })
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
+}
+
+async fn run(config: StandaloneConfig) -> anyhow::Result<()> {
+    let admin = Admin::install()?;
+    let loaded = load(&config.source)?;
+    let schema = Arc::new(loaded.schema);
+
+    let runtime = match &loaded.resolvers {
+        None => None,
+        Some(path) => {
+            let runtime = PythonRuntime::start(PythonConfig {
+                resolvers: path.clone(),
+                virtualenv: config.virtualenv.clone(),
+                timeout: config.resolver_timeout,
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let unknown: Vec<String> = runtime
+                .resolver_fields()
+                .into_iter()
+                .filter(|f| schema.subscription_field(f).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                anyhow::bail!(
+                    "{}: resolvers for fields that are not Subscription fields of the schema: {} (run `fanout check` for lines)",
+                    path.display(),
+                    unknown.join(", ")
+                );
+            }
+            Some(runtime)
+        }
+    };
+    let verifier = match &config.jwt_secret {
+        None => JwtVerifier::anonymous(),
+        Some(secret) => JwtVerifier::hs256(secret.as_bytes())?,
+    };
+
+    let ws_listener = bind(config.listen, "WebSocket").await?;
+    let grpc_listener = bind(config.grpc_listen, "gRPC").await?;
+    let admin_listener = bind(config.admin_listen, "admin").await?;
+    let ws_addr = ws_listener.local_addr()?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+
+    let router = Router::start(
+        RouterConfig {
+            router_id: "standalone".into(),
+            max_payload_bytes: config.max_payload_bytes,
+            python_fields: runtime
+                .as_ref()
+                .map(|r| r.resolver_fields().into_iter().collect())
+                .unwrap_or_default(),
+            ..RouterConfig::default()
+        },
+        bus.clone(),
+        &tracker,
+        shutdown.clone(),
+    );
+    if let Some(runtime) = runtime {
+        let worker = Worker::new(runtime, schema.clone(), bus.clone());
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(e) = worker.run(stop).await {
+                tracing::error!(error = %e, "resolver worker stopped");
+            }
+        });
+    }
+    let edge_config = EdgeConfig {
+        edge_id: "standalone".into(),
+        init_timeout: config.init_timeout,
+        ping_interval: config.ping_interval,
+        pong_timeout: config.pong_timeout,
+        max_message_bytes: config.max_message_bytes,
+        outbound_queue: config.outbound_queue,
+        max_subscriptions_per_connection: config.max_subscriptions,
+        ..EdgeConfig::default()
+    };
+    let path = edge_config.path.clone();
+    let edge = Edge::new(edge_config, schema.clone(), verifier, router.index());
+    {
+        let edge = edge.clone();
+        let bus = bus.clone();
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(e) = edge.run_deliveries(bus, stop).await {
+                tracing::error!(error = %e, "edge delivery loop stopped");
+            }
+        });
+    }
+    // Let the delivery loop and the worker subscribe before anyone can publish.
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
+
+    let failed = CancellationToken::new();
+    spawn_server(&tracker, &failed, "WebSocket", edge.clone().serve(ws_listener, shutdown.clone()));
+    {
+        let router = router.clone();
+        let stop = shutdown.clone();
+        spawn_server(&tracker, &failed, "gRPC", async move {
+            fanout_router::grpc::serve(router, grpc_listener, stop).await
+        });
+    }
+    spawn_server(&tracker, &failed, "admin", admin.clone().serve(admin_listener, shutdown.clone()));
+
+    admin.set_ready(true);
+    tracing::info!(%ws_addr, %grpc_addr, %admin_addr, "fanout standalone ready");
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "fanout ready ws=ws://{ws_addr}{path} grpc=http://{grpc_addr} admin=http://{admin_addr}"
+        )?;
+        out.flush()?;
+    }
+
+    tokio::select! {
+        () = signals::terminated() => tracing::info!("shutting down"),
+        () = failed.cancelled() => tracing::error!("a server failed; shutting down"),
+    }
+    admin.set_ready(false);
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(GRACE, tracker.wait()).await.is_err() {
+        tracing::warn!("tasks still running after the grace period; exiting anyway");
+    }
+    if failed.is_cancelled() {
+        anyhow::bail!("a server failed");
+    }
+    Ok(())
+}
+
+fn spawn_server<F, E>(tracker: &TaskTracker, failed: &CancellationToken, name: &'static str, fut: F)
+where
+    F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let failed = failed.clone();
+    tracker.spawn(async move {
+        if let Err(e) = fut.await {
+            tracing::error!(server = name, error = %e, "server failed");
+            failed.cancel();
+        }
+    });
+}

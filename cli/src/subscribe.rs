@@ -1,0 +1,132 @@
+//! `fanout subscribe`: a small graphql-transport-ws client that prints each `next`
+//! payload as one JSON line.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// Arguments of `fanout subscribe`.
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// The subscription document, for example `subscription { chatMessage(room: "lobby") { from text } }`.
+    pub query: String,
+    /// Variables as a JSON object.
+    #[arg(long)]
+    pub variables: Option<String>,
+    /// Operation to run when the document has several.
+    #[arg(long)]
+    pub operation_name: Option<String>,
+    /// WebSocket endpoint.
+    #[arg(long, env = "FANOUT_URL", default_value = "ws://127.0.0.1:8080/graphql")]
+    pub url: String,
+    /// JWT sent as `token` in `connection_init`.
+    #[arg(long, env = "FANOUT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Exit after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+}
+
+/// Entry point of the subcommand.
+pub async fn main(args: SubscribeArgs) -> ExitCode {
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
+    let variables: Option<Value> = match &args.variables {
+        None => None,
+        Some(text) => {
+            let v: Value = serde_json::from_str(text)
+                .map_err(|e| anyhow::anyhow!("--variables is not valid JSON: {e}"))?;
+            anyhow::ensure!(v.is_object(), "--variables must be a JSON object");
+            Some(v)
+        }
+    };
+    let mut request = args.url.as_str().into_client_request()?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", args.url))?;
+    let init_payload = match &args.token {
+        Some(t) => json!({ "token": t }),
+        None => json!({}),
+    };
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": init_payload}).to_string(),
+    ))
+    .await?;
+    let mut subscribed = false;
+    let mut received = 0u64;
+    if args.count == Some(0) {
+        return Ok(());
+    }
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(3600), ws.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("no message for an hour"))?;
+        let msg = match msg {
+            None => anyhow::bail!("connection closed"),
+            Some(m) => m?,
+        };
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Close(frame) => {
+                let (code, reason) = frame
+                    .map(|f| (u16::from(f.code), f.reason.to_string()))
+                    .unwrap_or((1005, String::new()));
+                anyhow::bail!("server closed the connection: {code} {reason}");
+            }
+            _ => continue,
+        };
+        let v: Value = serde_json::from_str(&text)?;
+        match v["type"].as_str() {
+            Some("connection_ack") if !subscribed => {
+                subscribed = true;
+                let mut payload = json!({ "query": args.query });
+                if let Some(vars) = &variables {
+                    payload["variables"] = vars.clone();
+                }
+                if let Some(op) = &args.operation_name {
+                    payload["operationName"] = json!(op);
+                }
+                ws.send(Message::text(
+                    json!({"id": "1", "type": "subscribe", "payload": payload}).to_string(),
+                ))
+                .await?;
+            }
+            Some("ping") => {
+                ws.send(Message::text(json!({"type": "pong"}).to_string()))
+                    .await?;
+            }
+            Some("next") => {
+                println!("{}", v["payload"]);
+                received += 1;
+                if args.count.is_some_and(|n| received >= n) {
+                    let _ = ws
+                        .send(Message::text(json!({"id": "1", "type": "complete"}).to_string()))
+                        .await;
+                    let _ = ws.close(None).await;
+                    return Ok(());
+                }
+            }
+            Some("error") => anyhow::bail!("subscription refused: {}", v["payload"]),
+            Some("complete") => return Ok(()),
+            _ => {}
+        }
+    }
+}

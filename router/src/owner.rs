@@ -1,0 +1,164 @@
+//! Partition owners: one task per partition assigns per-channel offsets in arrival order
+//! and hands each event to dispatch, so events of a channel leave in publish order.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fanout_proto::v1::PublishReply;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::dispatch::Dispatcher;
+use crate::{Error, Result};
+
+/// An event accepted by the publish API, before its owner stamped it.
+#[derive(Debug)]
+pub struct Accepted {
+    /// Channel.
+    pub channel: String,
+    /// Raw JSON bytes.
+    pub payload: Bytes,
+    /// The payload parsed once.
+    pub value: Arc<serde_json::Value>,
+    /// Tenant, empty when none.
+    pub tenant: String,
+    /// Headers for resolvers.
+    pub headers: HashMap<String, String>,
+    /// Idempotency key, empty when none.
+    pub idempotency_key: String,
+    /// Unix microseconds at acceptance.
+    pub published_at_us: u64,
+}
+
+/// An event after its owner assigned `offset` in `epoch`.
+#[derive(Debug)]
+pub struct Stamped {
+    /// The event.
+    pub event: Accepted,
+    /// Per-channel offset.
+    pub offset: u64,
+    /// Owner epoch.
+    pub epoch: u64,
+}
+
+struct Job {
+    event: Accepted,
+    reply: oneshot::Sender<PublishReply>,
+}
+
+/// Handle to the owner task of one partition.
+#[derive(Debug, Clone)]
+pub struct PartitionOwner {
+    tx: mpsc::Sender<Job>,
+}
+
+impl PartitionOwner {
+    /// Starts the owner task of `partition`.
+    pub fn spawn(
+        partition: u32,
+        epoch: u64,
+        queue: usize,
+        idempotency_window: usize,
+        dispatcher: Arc<Dispatcher>,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let state = OwnerState {
+            partition,
+            epoch,
+            offsets: HashMap::new(),
+            recent: HashMap::new(),
+            recent_order: VecDeque::new(),
+            idempotency_window,
+        };
+        tracker.spawn(run(state, rx, dispatcher, shutdown));
+        Self { tx }
+    }
+
+    /// Hands `event` to the owner and waits for its offset.
+    pub async fn submit(&self, event: Accepted) -> Result<PublishReply> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { event, reply })
+            .await
+            .map_err(|_| Error::Unavailable("partition owner stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Unavailable("partition owner stopped".into()))
+    }
+}
+
+struct OwnerState {
+    partition: u32,
+    epoch: u64,
+    offsets: HashMap<String, u64>,
+    recent: HashMap<(String, String), PublishReply>,
+    recent_order: VecDeque<(String, String)>,
+    idempotency_window: usize,
+}
+
+impl OwnerState {
+    fn remembered(&self, event: &Accepted) -> Option<PublishReply> {
+        if event.idempotency_key.is_empty() {
+            return None;
+        }
+        self.recent
+            .get(&(event.channel.clone(), event.idempotency_key.clone()))
+            .cloned()
+    }
+
+    fn remember(&mut self, event: &Accepted, reply: &PublishReply) {
+        if event.idempotency_key.is_empty() || self.idempotency_window == 0 {
+            return;
+        }
+        let key = (event.channel.clone(), event.idempotency_key.clone());
+        self.recent.insert(key.clone(), reply.clone());
+        self.recent_order.push_back(key);
+        while self.recent_order.len() > self.idempotency_window {
+            if let Some(old) = self.recent_order.pop_front() {
+                self.recent.remove(&old);
+            }
+        }
+    }
+}
+
+async fn run(
+    mut state: OwnerState,
+    mut rx: mpsc::Receiver<Job>,
+    dispatcher: Arc<Dispatcher>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let job = tokio::select! {
+            job = rx.recv() => match job { Some(job) => job, None => break },
+            () = shutdown.cancelled() => break,
+        };
+        if let Some(reply) = state.remembered(&job.event) {
+            let _ = job.reply.send(reply);
+            continue;
+        }
+        let offset = {
+            let next = state.offsets.entry(job.event.channel.clone()).or_insert(0);
+            *next += 1;
+            *next
+        };
+        let reply = PublishReply {
+            offset,
+            epoch: state.epoch,
+            partition: state.partition,
+        };
+        state.remember(&job.event, &reply);
+        // The publisher learns its offset before dispatch finishes; dispatch of this
+        // partition stays sequential, which keeps per-channel order.
+        let _ = job.reply.send(reply);
+        dispatcher
+            .dispatch(Stamped {
+                event: job.event,
+                offset,
+                epoch: state.epoch,
+            })
+            .await;
+    }
+}
