@@ -40,7 +40,11 @@ impl Admin {
     }
 
     /// Serves the endpoints until `shutdown` fires.
-    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
         let upkeep = self.metrics.clone();
         let upkeep_stop = shutdown.clone();
         tokio::spawn(async move {

@@ -33,7 +33,12 @@ pub fn main(args: CheckArgs) -> ExitCode {
                 .map(|f| f.name.clone())
                 .collect(),
             Err(errors) => {
-                problems.extend(errors.0.iter().map(|d| format!("{}:{}: {}", d.file, d.line, d.message)));
+                problems.extend(
+                    errors
+                        .0
+                        .iter()
+                        .map(|d| format!("{}:{}: {}", d.file, d.line, d.message)),
+                );
                 Vec::new()
             }
         },

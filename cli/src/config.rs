@@ -33,7 +33,12 @@ pub struct StandaloneArgs {
     pub config: Option<PathBuf>,
     /// HS256 secret that client JWTs must be signed with; without one, connections are
     /// anonymous.
-    #[arg(long, env = "FANOUT_JWT_SECRET", value_name = "SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FANOUT_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
     /// Milliseconds a client has to send `connection_init` [default: 3000].
     #[arg(long, env = "FANOUT_INIT_TIMEOUT_MS", value_name = "MS")]
@@ -129,7 +134,10 @@ impl std::fmt::Debug for StandaloneConfig {
             .field("listen", &self.listen)
             .field("grpc_listen", &self.grpc_listen)
             .field("admin_listen", &self.admin_listen)
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("init_timeout", &self.init_timeout)
             .field("ping_interval", &self.ping_interval)
             .field("pong_timeout", &self.pong_timeout)
@@ -179,7 +187,9 @@ impl StandaloneConfig {
         };
         let max_message_bytes = positive(
             "max-message-bytes",
-            args.max_message_bytes.or(file.max_message_bytes).unwrap_or(64 * 1024),
+            args.max_message_bytes
+                .or(file.max_message_bytes)
+                .unwrap_or(64 * 1024),
             &mut problems,
         );
         let outbound_queue = positive(
@@ -189,15 +199,22 @@ impl StandaloneConfig {
         );
         let max_subscriptions = positive(
             "max-subscriptions",
-            args.max_subscriptions.or(file.max_subscriptions).unwrap_or(100),
+            args.max_subscriptions
+                .or(file.max_subscriptions)
+                .unwrap_or(100),
             &mut problems,
         );
         let max_payload_bytes = positive(
             "max-payload-bytes",
-            args.max_payload_bytes.or(file.max_payload_bytes).unwrap_or(1024 * 1024),
+            args.max_payload_bytes
+                .or(file.max_payload_bytes)
+                .unwrap_or(1024 * 1024),
             &mut problems,
         );
-        let init_timeout_ms = args.init_timeout_ms.or(file.init_timeout_ms).unwrap_or(3000);
+        let init_timeout_ms = args
+            .init_timeout_ms
+            .or(file.init_timeout_ms)
+            .unwrap_or(3000);
         if init_timeout_ms == 0 {
             problems.push("--init-timeout-ms must be at least 1".into());
         }
@@ -208,7 +225,10 @@ impl StandaloneConfig {
         if resolver_timeout_ms == 0 {
             problems.push("--resolver-timeout-ms must be at least 1".into());
         }
-        let pong_timeout_ms = args.pong_timeout_ms.or(file.pong_timeout_ms).unwrap_or(10_000);
+        let pong_timeout_ms = args
+            .pong_timeout_ms
+            .or(file.pong_timeout_ms)
+            .unwrap_or(10_000);
         if pong_timeout_ms == 0 {
             problems.push("--pong-timeout-ms must be at least 1".into());
         }
@@ -240,7 +260,9 @@ impl StandaloneConfig {
             jwt_secret,
             init_timeout: Duration::from_millis(init_timeout_ms),
             ping_interval: Duration::from_millis(
-                args.ping_interval_ms.or(file.ping_interval_ms).unwrap_or(15_000),
+                args.ping_interval_ms
+                    .or(file.ping_interval_ms)
+                    .unwrap_or(15_000),
             ),
             pong_timeout: Duration::from_millis(pong_timeout_ms),
             max_message_bytes,

@@ -83,8 +83,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
     let (sdl, name, resolvers, example_dir) = match source {
         Source::Example => {
             let dir = std::env::temp_dir().join(format!("fanout-example-{}", std::process::id()));
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let file = dir.join("resolvers.py");
             std::fs::write(&file, example::RESOLVERS)
                 .with_context(|| format!("writing {}", file.display()))?;
@@ -214,7 +213,12 @@ async fn run(config: StandaloneConfig) -> anyhow::Result<()> {
     }
 
     let failed = CancellationToken::new();
-    spawn_server(&tracker, &failed, "WebSocket", edge.clone().serve(ws_listener, shutdown.clone()));
+    spawn_server(
+        &tracker,
+        &failed,
+        "WebSocket",
+        edge.clone().serve(ws_listener, shutdown.clone()),
+    );
     {
         let router = router.clone();
         let stop = shutdown.clone();
@@ -222,7 +226,12 @@ async fn run(config: StandaloneConfig) -> anyhow::Result<()> {
             fanout_router::grpc::serve(router, grpc_listener, stop).await
         });
     }
-    spawn_server(&tracker, &failed, "admin", admin.clone().serve(admin_listener, shutdown.clone()));
+    spawn_server(
+        &tracker,
+        &failed,
+        "admin",
+        admin.clone().serve(admin_listener, shutdown.clone()),
+    );
 
     admin.set_ready(true);
     tracing::info!(%ws_addr, %grpc_addr, %admin_addr, "fanout standalone ready");

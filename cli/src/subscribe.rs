@@ -23,7 +23,11 @@ pub struct SubscribeArgs {
     #[arg(long)]
     pub operation_name: Option<String>,
     /// WebSocket endpoint.
-    #[arg(long, env = "FANOUT_URL", default_value = "ws://127.0.0.1:8080/graphql")]
+    #[arg(
+        long,
+        env = "FANOUT_URL",
+        default_value = "ws://127.0.0.1:8080/graphql"
+    )]
     pub url: String,
     /// JWT sent as `token` in `connection_init`.
     #[arg(long, env = "FANOUT_TOKEN", hide_env_values = true)]
@@ -118,7 +122,9 @@ async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
                 received += 1;
                 if args.count.is_some_and(|n| received >= n) {
                     let _ = ws
-                        .send(Message::text(json!({"id": "1", "type": "complete"}).to_string()))
+                        .send(Message::text(
+                            json!({"id": "1", "type": "complete"}).to_string(),
+                        ))
                         .await;
                     let _ = ws.close(None).await;
                     return Ok(());
