@@ -1,1 +1,42 @@
-//! placeholder
+//! `fanout-edge`: the WebSocket side of Fanout.
+//!
+//! An edge holds client connections speaking `graphql-transport-ws` (the protocol of
+//! the `graphql-ws` library), keeps the local index of which shapes its subscribers
+//! want, reports that interest to routers, and turns deliveries from the bus into
+//! `next` frames.
+//!
+//! A tour of the modules, in the order a frame travels:
+//! - [`server`]: the axum router with the WebSocket endpoint and [`Edge::serve`]
+//!   (subprotocol negotiation, message size limits, shutdown with 1001).
+//! - [`connection`]: one socket = a protocol reader and an outbound writer, joined.
+//! - [`protocol`]: the `graphql-transport-ws` state machine ([`protocol::Session`]):
+//!   init and auth, ping/pong keepalive, subscribe/complete, token expiry.
+//! - [`message`]: parsing client messages, writing server messages.
+//! - [`authorize`]: the `@auth` check at subscribe time.
+//! - [`close`]: every close code and reason, in one place.
+//! - [`outbound`]: the bounded per-connection queue, the out-of-band close signal and
+//!   the writer that batches frames per flush.
+//! - [`shape_index`]: local shape → subscribers, with interest add/remove.
+//! - [`delivery`]: bus → [`Edge::deliver`] → frames.
+//! - [`edge`]: the shared [`Edge`] and its [`EdgeStats`].
+//! - [`config`]: [`EdgeConfig`] and its defaults.
+//! - [`error`]: the crate's [`Error`].
+
+pub mod authorize;
+pub mod close;
+pub mod config;
+pub mod connection;
+pub mod delivery;
+pub mod edge;
+pub mod error;
+pub mod message;
+pub mod outbound;
+pub mod protocol;
+pub mod server;
+pub mod shape_index;
+
+pub use close::CloseReason;
+pub use config::EdgeConfig;
+pub use edge::{Edge, EdgeStats};
+pub use error::{Error, Result};
+pub use server::SUBPROTOCOL;

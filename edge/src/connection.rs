@@ -1,0 +1,61 @@
+//! One WebSocket connection: the protocol reader and the outbound writer, joined so
+//! that either ending stops the other.
+//!
+//! [`run`] is generic over the frame [`Stream`] and [`Sink`], so the whole connection
+//! (protocol, queueing, close handshake) runs in tests over channels.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::Message;
+use fanout_core::telemetry;
+use futures_util::{Sink, Stream, StreamExt};
+
+use crate::close::CloseReason;
+use crate::edge::Edge;
+use crate::outbound::Outbound;
+use crate::protocol::Session;
+
+/// How long to wait for the client's side of the close handshake.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves one connection until it closes. `subprotocol_accepted` is false when the
+/// client did not offer `graphql-transport-ws`: the socket is then closed with 4406.
+pub async fn run<St, Si, E>(edge: Arc<Edge>, mut inbound: St, sink: Si, subprotocol_accepted: bool)
+where
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + 'static,
+    Si: Sink<Message> + Unpin,
+    Si::Error: std::fmt::Debug,
+{
+    let _counted = edge.connection_opened();
+    let (outbound, rx) = Outbound::new(edge.config.outbound_queue);
+    let writer = rx.write_to(sink);
+    let reader = async {
+        let reason = if subprotocol_accepted {
+            let mut session = Session::new(edge.clone(), outbound.clone());
+            let reason = session.run(&mut inbound).await;
+            // Frees every subscription and its interest before the close handshake.
+            drop(session);
+            reason
+        } else {
+            CloseReason::SubprotocolNotAcceptable
+        };
+        if reason.is_protocol_error() {
+            metrics::counter!(
+                telemetry::EDGE_PROTOCOL_ERRORS,
+                "code" => reason.code().to_string()
+            )
+            .increment(1);
+        }
+        tracing::debug!(code = reason.code(), reason = %reason.reason(), "closing connection");
+        outbound.close(reason);
+        // Read on until the client answers the close frame (or goes away), so the
+        // handshake completes; bounded in case it never does.
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Some(Ok(_)) = inbound.next().await {}
+        })
+        .await;
+    };
+    tokio::join!(reader, writer);
+}

@@ -1,0 +1,125 @@
+//! [`Edge`]: the state one edge process shares between its connections and the
+//! delivery loop, and its statistics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use fanout_core::graphql::Schema;
+use fanout_core::interest::InterestSink;
+use fanout_core::security::JwtVerifier;
+use fanout_core::telemetry;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::EdgeConfig;
+use crate::shape_index::{ShapeIndex, SubscriptionKey};
+
+/// One edge: its WebSocket connections, their subscriptions and the local shape index.
+pub struct Edge {
+    pub(crate) config: EdgeConfig,
+    pub(crate) schema: Arc<Schema>,
+    pub(crate) verifier: JwtVerifier,
+    pub(crate) interest: Arc<dyn InterestSink>,
+    pub(crate) index: ShapeIndex,
+    /// Cancelled when the edge shuts down: every connection closes with 1001.
+    pub(crate) closing: CancellationToken,
+    /// Every connection task, so shutdown can wait for them.
+    pub(crate) tracker: TaskTracker,
+    connections: AtomicUsize,
+    subscriptions: AtomicUsize,
+    next_key: AtomicU64,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge")
+            .field("edge_id", &self.config.edge_id)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A snapshot of an edge's load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EdgeStats {
+    /// Open WebSocket connections.
+    pub connections: usize,
+    /// Active subscriptions over all connections.
+    pub subscriptions: usize,
+    /// Distinct shapes with at least one local subscriber.
+    pub shapes: usize,
+}
+
+impl Edge {
+    /// An edge serving `schema`, authenticating with `verifier` and reporting shapes
+    /// to `interest`.
+    pub fn new(
+        config: EdgeConfig,
+        schema: Arc<Schema>,
+        verifier: JwtVerifier,
+        interest: Arc<dyn InterestSink>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            schema,
+            verifier,
+            interest,
+            index: ShapeIndex::default(),
+            closing: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            connections: AtomicUsize::new(0),
+            subscriptions: AtomicUsize::new(0),
+            next_key: AtomicU64::new(1),
+        })
+    }
+
+    /// The edge's configuration.
+    pub fn config(&self) -> &EdgeConfig {
+        &self.config
+    }
+
+    /// Current load; the same numbers are exported as gauges.
+    pub fn stats(&self) -> EdgeStats {
+        EdgeStats {
+            connections: self.connections.load(Ordering::Relaxed),
+            subscriptions: self.subscriptions.load(Ordering::Relaxed),
+            shapes: self.index.shapes(),
+        }
+    }
+
+    /// Counts a connection until the guard is dropped.
+    pub(crate) fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
+        let n = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!(telemetry::EDGE_CONNECTIONS).set(n as f64);
+        ConnectionGuard { edge: self.clone() }
+    }
+
+    /// A fresh edge-wide subscription key.
+    pub(crate) fn next_subscription_key(&self) -> SubscriptionKey {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn subscription_added(&self) {
+        let n = self.subscriptions.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!(telemetry::EDGE_SUBSCRIPTIONS).set(n as f64);
+        metrics::gauge!(telemetry::EDGE_SHAPES).set(self.index.shapes() as f64);
+    }
+
+    pub(crate) fn subscription_removed(&self) {
+        let n = self.subscriptions.fetch_sub(1, Ordering::Relaxed) - 1;
+        metrics::gauge!(telemetry::EDGE_SUBSCRIPTIONS).set(n as f64);
+        metrics::gauge!(telemetry::EDGE_SHAPES).set(self.index.shapes() as f64);
+    }
+}
+
+/// Decrements the connection count when a connection ends, however it ends.
+pub(crate) struct ConnectionGuard {
+    edge: Arc<Edge>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        let n = self.edge.connections.fetch_sub(1, Ordering::Relaxed) - 1;
+        metrics::gauge!(telemetry::EDGE_CONNECTIONS).set(n as f64);
+    }
+}

@@ -1,0 +1,303 @@
+//! The outbound side of one connection: a bounded frame queue, a close signal that
+//! bypasses the queue, and the writer that drains both into the socket.
+//!
+//! Producers (the protocol task and [`crate::Edge::deliver`]) never wait: a full queue
+//! closes the connection with 4503 "Slow consumer". The close travels on its own
+//! signal, so it reaches the writer even while the queue is full; if the close frame
+//! cannot be written within [`CLOSE_WRITE_TIMEOUT`] the writer gives up and the socket
+//! is dropped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use fanout_core::telemetry;
+use futures_util::{Sink, SinkExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::close::CloseReason;
+
+/// How long the writer may take to get the close frame (and, unless the client is a
+/// slow consumer, the frames queued before it) out.
+pub const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Most frames written per flush when they queue up.
+const MAX_BATCH: usize = 64;
+
+/// One item of the outbound queue.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A protocol frame (`connection_ack`, `pong`, `ping`, `error`, ...).
+    Frame(Message),
+    /// A `next` frame; skipped if its subscription was completed after it was queued.
+    Next {
+        /// The whole frame text.
+        frame: String,
+        /// Cleared when the subscription ends.
+        active: Arc<AtomicBool>,
+    },
+}
+
+impl Outgoing {
+    /// A text frame from a static string.
+    pub fn text_static(text: &'static str) -> Self {
+        Self::Frame(Message::Text(Utf8Bytes::from_static(text)))
+    }
+
+    /// A text frame.
+    pub fn text(text: String) -> Self {
+        Self::Frame(Message::Text(Utf8Bytes::from(text)))
+    }
+}
+
+/// First close reason wins; the token wakes whoever waits for it.
+#[derive(Debug, Default)]
+struct CloseSignal {
+    reason: OnceLock<CloseReason>,
+    token: CancellationToken,
+}
+
+/// Handle to a connection's outbound queue; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    tx: mpsc::Sender<Outgoing>,
+    signal: Arc<CloseSignal>,
+}
+
+/// The writer's end of an [`Outbound`].
+#[derive(Debug)]
+pub struct OutboundRx {
+    rx: mpsc::Receiver<Outgoing>,
+    signal: Arc<CloseSignal>,
+}
+
+impl Outbound {
+    /// A queue of `capacity` frames (at least one).
+    pub fn new(capacity: usize) -> (Self, OutboundRx) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let signal = Arc::new(CloseSignal::default());
+        (
+            Self {
+                tx,
+                signal: signal.clone(),
+            },
+            OutboundRx { rx, signal },
+        )
+    }
+
+    /// Queues `item` without waiting. On a full queue the connection is closed as a
+    /// slow consumer. Returns whether the item was queued.
+    pub fn send(&self, item: Outgoing) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        match self.tx.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if self.close(CloseReason::SlowConsumer) {
+                    metrics::counter!(telemetry::EDGE_SLOW_CONSUMER_CLOSES).increment(1);
+                }
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Asks the writer to close the socket with `reason`; the first reason wins.
+    /// Returns whether this call set the reason.
+    pub fn close(&self, reason: CloseReason) -> bool {
+        let first = self.signal.reason.set(reason).is_ok();
+        self.signal.token.cancel();
+        first
+    }
+
+    /// Whether a close was requested.
+    pub fn is_closed(&self) -> bool {
+        self.signal.token.is_cancelled()
+    }
+
+    /// The reason given to [`Outbound::close`], once it was called.
+    pub fn reason(&self) -> Option<CloseReason> {
+        self.signal.reason.get().cloned()
+    }
+
+    /// Resolves once a close was requested.
+    pub async fn closed(&self) {
+        self.signal.token.cancelled().await;
+    }
+}
+
+impl OutboundRx {
+    /// Writes queued frames to `sink` until a close is requested, then writes the close
+    /// frame (bounded by [`CLOSE_WRITE_TIMEOUT`]) and returns.
+    pub async fn write_to<Si>(mut self, mut sink: Si)
+    where
+        Si: Sink<Message> + Unpin,
+        Si::Error: std::fmt::Debug,
+    {
+        let token = self.signal.token.clone();
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = token.cancelled() => break,
+                item = self.rx.recv() => match item {
+                    Some(item) => item,
+                    None => break,
+                },
+            };
+            let rx = &mut self.rx;
+            let write = async {
+                feed(&mut sink, first).await?;
+                for _ in 1..MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(item) => feed(&mut sink, item).await?,
+                        Err(_) => break,
+                    }
+                }
+                sink.flush().await
+            };
+            let written = tokio::select! {
+                biased;
+                () = token.cancelled() => break,
+                written = write => written,
+            };
+            if let Err(e) = written {
+                tracing::debug!(error = ?e, "socket write failed");
+                let _ = self.signal.reason.set(CloseReason::PeerClosed);
+                self.signal.token.cancel();
+                return;
+            }
+        }
+        let reason = self
+            .signal
+            .reason
+            .get()
+            .cloned()
+            .unwrap_or(CloseReason::GoingAway);
+        if !reason.sends_frame() {
+            return;
+        }
+        let rx = &mut self.rx;
+        let close = async {
+            if reason.flushes_queue() {
+                while let Ok(item) = rx.try_recv() {
+                    feed(&mut sink, item).await?;
+                }
+            }
+            let frame = CloseFrame {
+                code: reason.code(),
+                reason: Utf8Bytes::from(reason.reason().into_owned()),
+            };
+            sink.send(Message::Close(Some(frame))).await
+        };
+        match tokio::time::timeout(CLOSE_WRITE_TIMEOUT, close).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = ?e, "close frame not written"),
+            Err(_) => tracing::debug!("close frame not written in time; dropping the socket"),
+        }
+    }
+}
+
+async fn feed<Si>(sink: &mut Si, item: Outgoing) -> Result<(), Si::Error>
+where
+    Si: Sink<Message> + Unpin,
+{
+    match item {
+        Outgoing::Frame(message) => sink.feed(message).await,
+        Outgoing::Next { frame, active } => {
+            if active.load(Ordering::Acquire) {
+                sink.feed(Message::Text(Utf8Bytes::from(frame))).await
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_util::sync::PollSender;
+
+    fn next(frame: &str, active: &Arc<AtomicBool>) -> Outgoing {
+        Outgoing::Next {
+            frame: frame.to_owned(),
+            active: active.clone(),
+        }
+    }
+
+    #[tokio::test]
+    async fn full_queue_closes_as_slow_consumer() {
+        let (out, _rx) = Outbound::new(2);
+        assert!(out.send(Outgoing::text_static("a")));
+        assert!(out.send(Outgoing::text_static("b")));
+        assert!(!out.send(Outgoing::text_static("c")));
+        assert_eq!(out.reason(), Some(CloseReason::SlowConsumer));
+        // Later reasons do not replace the first.
+        assert!(!out.close(CloseReason::Internal));
+        assert_eq!(out.reason(), Some(CloseReason::SlowConsumer));
+    }
+
+    #[tokio::test]
+    async fn writer_skips_completed_subscriptions_and_sends_close() {
+        let (out, rx) = Outbound::new(8);
+        let (tx, mut frames) = mpsc::channel::<Message>(16);
+        let live = Arc::new(AtomicBool::new(true));
+        let done = Arc::new(AtomicBool::new(true));
+        assert!(out.send(next("1", &live)));
+        assert!(out.send(next("2", &done)));
+        done.store(false, Ordering::Release);
+        assert!(out.send(next("3", &live)));
+        out.close(CloseReason::InitTimeout);
+        tokio::time::timeout(Duration::from_secs(5), rx.write_to(PollSender::new(tx)))
+            .await
+            .expect("writer finishes");
+        let mut got = Vec::new();
+        while let Ok(m) = frames.try_recv() {
+            got.push(m);
+        }
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0], Message::Text("1".into()));
+        assert_eq!(got[1], Message::Text("3".into()));
+        let Message::Close(Some(frame)) = &got[2] else {
+            panic!("expected close, got {:?}", got[2]);
+        };
+        assert_eq!(frame.code, 4408);
+    }
+
+    #[tokio::test]
+    async fn slow_consumer_close_skips_the_queue() {
+        let (out, rx) = Outbound::new(1);
+        let (tx, mut frames) = mpsc::channel::<Message>(16);
+        assert!(out.send(Outgoing::text_static("queued")));
+        assert!(!out.send(Outgoing::text_static("overflow")));
+        tokio::time::timeout(Duration::from_secs(5), rx.write_to(PollSender::new(tx)))
+            .await
+            .expect("writer finishes");
+        let Ok(Message::Close(Some(frame))) = frames.try_recv() else {
+            panic!("expected only a close frame");
+        };
+        assert_eq!(frame.code, 4503);
+        assert_eq!(frame.reason.as_str(), "Slow consumer");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stuck_socket_is_dropped_after_the_close_timeout() {
+        let (out, rx) = Outbound::new(4);
+        // A sink that never becomes ready: the peer stopped reading.
+        let sink = futures_util::sink::unfold((), |(), _m: Message| async {
+            std::future::pending::<Result<(), std::convert::Infallible>>().await
+        });
+        let sink = Box::pin(sink);
+        assert!(out.send(Outgoing::text_static("x")));
+        let writer = tokio::spawn(rx.write_to(sink));
+        tokio::task::yield_now().await;
+        out.close(CloseReason::SlowConsumer);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("writer gives up")
+            .expect("writer task");
+    }
+}

@@ -1,0 +1,243 @@
+//! The state machine driven through channels instead of a socket, on paused time.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use axum::extract::ws::Message;
+use fanout_core::graphql::Schema;
+use fanout_core::interest::InterestSink;
+use fanout_core::security::JwtVerifier;
+use fanout_core::shape::{Shape, ShapeId};
+use futures_util::Stream;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::PollSender;
+
+use crate::{Edge, EdgeConfig, connection};
+
+const SDL: &str = r#"
+type Query { ok: Boolean }
+type Order { id: ID! status: String }
+type Subscription { orderUpdated(id: ID!): Order @channel(key: "orders.{id}") }
+"#;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct CountingInterest {
+    live: AtomicUsize,
+    last: std::sync::Mutex<Option<ShapeId>>,
+}
+
+impl InterestSink for CountingInterest {
+    fn add(&self, _edge: &str, shape: Arc<Shape>) {
+        self.live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        *self.last.lock().expect("lock") = Some(shape.id);
+    }
+    fn remove(&self, _edge: &str, _channel: &str, _shape: ShapeId) {
+        self.live.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn drop_edge(&self, _edge: &str) {}
+}
+
+struct Harness {
+    edge: Arc<Edge>,
+    interest: Arc<CountingInterest>,
+    to_server: mpsc::Sender<Result<Message, std::io::Error>>,
+    from_server: mpsc::Receiver<Message>,
+    task: JoinHandle<()>,
+}
+
+fn inbound(
+    rx: mpsc::Receiver<Result<Message, std::io::Error>>,
+) -> impl Stream<Item = Result<Message, std::io::Error>> + Unpin {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|m| (m, rx))
+    }))
+}
+
+impl Harness {
+    fn start(config: EdgeConfig) -> Self {
+        let schema = Arc::new(Schema::parse(SDL, "t.graphql").expect("schema"));
+        let interest = Arc::new(CountingInterest::default());
+        let edge = Edge::new(config, schema, JwtVerifier::anonymous(), interest.clone());
+        let (to_server, server_rx) = mpsc::channel(64);
+        let (server_tx, from_server) = mpsc::channel(1024);
+        let task = tokio::spawn(connection::run(
+            edge.clone(),
+            inbound(server_rx),
+            PollSender::new(server_tx),
+            true,
+        ));
+        Self {
+            edge,
+            interest,
+            to_server,
+            from_server,
+            task,
+        }
+    }
+
+    async fn send(&self, value: Value) {
+        self.to_server
+            .send(Ok(Message::Text(value.to_string().into())))
+            .await
+            .expect("server reads");
+    }
+
+    async fn recv(&mut self) -> Message {
+        tokio::time::timeout(WAIT, self.from_server.recv())
+            .await
+            .expect("frame in time")
+            .expect("connection open")
+    }
+
+    async fn recv_json(&mut self) -> Value {
+        match self.recv().await {
+            Message::Text(text) => serde_json::from_str(text.as_str()).expect("json"),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    async fn expect_close(&mut self, code: u16) {
+        match self.recv().await {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, code, "{}", frame.reason),
+            other => panic!("expected close {code}, got {other:?}"),
+        }
+    }
+
+    async fn init(&mut self) {
+        self.send(json!({"type":"connection_init"})).await;
+        assert_eq!(self.recv_json().await, json!({"type":"connection_ack"}));
+    }
+
+    /// Waits for the connection task to end (the peer side is closed by the test).
+    async fn finished(self) -> Arc<Edge> {
+        drop(self.to_server);
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("connection ends")
+            .expect("task");
+        self.edge
+    }
+}
+
+fn config() -> EdgeConfig {
+    EdgeConfig {
+        ping_interval: Duration::ZERO,
+        ..EdgeConfig::default()
+    }
+}
+
+fn delivery(shape: ShapeId, n: u64) -> fanout_proto::v1::Delivery {
+    fanout_proto::v1::Delivery {
+        items: vec![fanout_proto::v1::ShapePayload {
+            shape_id: bytes::Bytes::copy_from_slice(&shape.0),
+            payload: bytes::Bytes::from(format!(r#"{{"data":{{"n":{n}}}}}"#)),
+        }],
+        ..Default::default()
+    }
+}
+
+async fn subscribe(h: &mut Harness, id: &str) -> ShapeId {
+    let before = h.edge.stats().subscriptions;
+    h.send(json!({"id": id, "type":"subscribe","payload":{
+        "query":"subscription { orderUpdated(id: 1) { id } }"}}))
+        .await;
+    let wait = async {
+        while h.edge.stats().subscriptions == before {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(WAIT, wait).await.expect("subscribed");
+    h.interest.last.lock().expect("lock").expect("a shape")
+}
+
+#[tokio::test(start_paused = true)]
+async fn init_subscribe_deliver_complete() {
+    let mut h = Harness::start(config());
+    h.init().await;
+    let shape = subscribe(&mut h, "a").await;
+    h.edge.deliver(&delivery(shape, 1));
+    assert_eq!(
+        h.recv_json().await,
+        json!({"id":"a","type":"next","payload":{"data":{"n":1}}})
+    );
+    h.send(json!({"id":"a","type":"complete"})).await;
+    h.send(json!({"type":"ping"})).await;
+    // The pong proves `complete` was handled; nothing for "a" may follow it.
+    assert_eq!(h.recv_json().await, json!({"type":"pong"}));
+    h.edge.deliver(&delivery(shape, 2));
+    h.send(json!({"type":"ping"})).await;
+    assert_eq!(h.recv_json().await, json!({"type":"pong"}));
+    assert_eq!(h.edge.stats().subscriptions, 0);
+    assert_eq!(h.interest.live.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn init_timeout_closes_with_4408() {
+    let mut h = Harness::start(config());
+    h.expect_close(4408).await;
+    let edge = h.finished().await;
+    assert_eq!(edge.stats().connections, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_pong_closes_with_4504_and_pongs_keep_it_alive() {
+    let mut h = Harness::start(EdgeConfig {
+        ping_interval: Duration::from_secs(15),
+        pong_timeout: Duration::from_secs(10),
+        ..EdgeConfig::default()
+    });
+    h.init().await;
+    for _ in 0..3 {
+        assert_eq!(h.recv_json().await, json!({"type":"ping"}));
+        h.send(json!({"type":"pong"})).await;
+    }
+    assert_eq!(h.recv_json().await, json!({"type":"ping"}));
+    h.expect_close(4504).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_close_frees_subscriptions() {
+    let mut h = Harness::start(config());
+    h.init().await;
+    subscribe(&mut h, "a").await;
+    subscribe(&mut h, "b").await;
+    h.to_server
+        .send(Ok(Message::Close(None)))
+        .await
+        .expect("server reads");
+    let interest = h.interest.clone();
+    let edge = h.finished().await;
+    assert_eq!(edge.stats(), crate::EdgeStats::default());
+    assert_eq!(interest.live.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn binary_frames_close_with_4400() {
+    let mut h = Harness::start(config());
+    h.to_server
+        .send(Ok(Message::Binary(bytes::Bytes::from_static(b"{}"))))
+        .await
+        .expect("server reads");
+    h.expect_close(4400).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn overflowing_queue_closes_with_4503_and_frees_subscriptions() {
+    let mut h = Harness::start(EdgeConfig {
+        outbound_queue: 2,
+        ..config()
+    });
+    h.init().await;
+    let shape = subscribe(&mut h, "a").await;
+    for n in 0..5 {
+        h.edge.deliver(&delivery(shape, n));
+    }
+    h.expect_close(4503).await;
+    let edge = h.finished().await;
+    assert_eq!(edge.stats(), crate::EdgeStats::default());
+}
