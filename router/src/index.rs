@@ -84,12 +84,12 @@ impl ChannelIndex {
 
     fn remove_entry(&self, edge: &str, channel: &str, shape: ShapeId) -> bool {
         let mut removed = false;
-        if let Some(mut entry) = self.channels.get_mut(channel) {
-            if let Some((_, edges)) = entry.shapes.get_mut(&shape) {
-                removed = edges.remove(edge);
-                if edges.is_empty() {
-                    entry.shapes.remove(&shape);
-                }
+        if let Some(mut entry) = self.channels.get_mut(channel)
+            && let Some((_, edges)) = entry.shapes.get_mut(&shape)
+        {
+            removed = edges.remove(edge);
+            if edges.is_empty() {
+                entry.shapes.remove(&shape);
             }
         }
         self.channels

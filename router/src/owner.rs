@@ -106,7 +106,7 @@ impl OwnerState {
         }
         self.recent
             .get(&(event.channel.clone(), event.idempotency_key.clone()))
-            .cloned()
+            .copied()
     }
 
     fn remember(&mut self, event: &Accepted, reply: &PublishReply) {
@@ -114,7 +114,7 @@ impl OwnerState {
             return;
         }
         let key = (event.channel.clone(), event.idempotency_key.clone());
-        self.recent.insert(key.clone(), reply.clone());
+        self.recent.insert(key.clone(), *reply);
         self.recent_order.push_back(key);
         while self.recent_order.len() > self.idempotency_window {
             if let Some(old) = self.recent_order.pop_front() {
