@@ -43,7 +43,12 @@ impl DeliveryBatch {
     }
 
     /// Adds `payload` of `shape` for each of `edges`.
-    pub fn add<'a>(&mut self, shape: ShapeId, payload: &Bytes, edges: impl IntoIterator<Item = &'a String>) {
+    pub fn add<'a>(
+        &mut self,
+        shape: ShapeId,
+        payload: &Bytes,
+        edges: impl IntoIterator<Item = &'a String>,
+    ) {
         let id = Bytes::copy_from_slice(&shape.0);
         for edge in edges {
             self.per_edge

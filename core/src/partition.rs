@@ -10,8 +10,9 @@ pub const DEFAULT_PARTITIONS: u32 = 64;
 pub fn fnv1a32(data: &[u8]) -> u32 {
     const OFFSET: u32 = 0x811c_9dc5;
     const PRIME: u32 = 0x0100_0193;
-    data.iter()
-        .fold(OFFSET, |hash, byte| (hash ^ u32::from(*byte)).wrapping_mul(PRIME))
+    data.iter().fold(OFFSET, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(PRIME)
+    })
 }
 
 /// Partition of `channel` among `partitions` (which must be at least 1).

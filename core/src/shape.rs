@@ -85,7 +85,9 @@ impl Shape {
             variables: serde_json::to_vec(&self.request.variables.clone().unwrap_or_default())
                 .unwrap_or_default()
                 .into(),
-            security: serde_json::to_vec(&self.security).unwrap_or_default().into(),
+            security: serde_json::to_vec(&self.security)
+                .unwrap_or_default()
+                .into(),
         }
     }
 

@@ -81,7 +81,11 @@ impl Bus for MemoryBus {
 
     async fn subscribe(&self, subject: &str) -> Result<BusSubscription> {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
-        self.subjects.entry(subject.to_owned()).or_default().all.push(tx);
+        self.subjects
+            .entry(subject.to_owned())
+            .or_default()
+            .all
+            .push(tx);
         Ok(into_stream(rx))
     }
 
@@ -136,7 +140,9 @@ mod tests {
         let bus = MemoryBus::new();
         let sub = bus.subscribe("s").await.expect("sub");
         drop(sub);
-        bus.publish("s", Bytes::from_static(b"x")).await.expect("pub");
+        bus.publish("s", Bytes::from_static(b"x"))
+            .await
+            .expect("pub");
         assert!(bus.targets("s").is_empty());
     }
 }

@@ -7,6 +7,8 @@
 //!   produces a [`Prepared`] subscription (field, arguments, channel, selection plan).
 //! - [`projection`]: projects a resolved JSON value onto the selection set
 //!   ([`SelectionPlan`]) following the GraphQL spec.
+//! - `selection` (private): compiles a selection set into a [`SelectionPlan`]
+//!   (CollectFields, fragment expansion, field merging, `@skip`/`@include`).
 //! - [`error`]: GraphQL errors as sent to clients ([`GraphQLError`]).
 
 pub mod channel_key;
@@ -14,6 +16,9 @@ pub mod error;
 pub mod prepare;
 pub mod projection;
 pub mod schema;
+mod selection;
+#[cfg(test)]
+mod test_schema;
 
 pub use channel_key::{ChannelKey, ChannelKeyError};
 pub use error::{GraphQLError, Location, PathSegment};
