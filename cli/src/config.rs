@@ -124,7 +124,6 @@ pub struct StandaloneConfig {
     pub resolver_timeout: Duration,
     pub virtualenv: Option<PathBuf>,
     pub max_payload_bytes: usize,
-    pub log_json: bool,
 }
 
 impl std::fmt::Debug for StandaloneConfig {
@@ -271,7 +270,6 @@ impl StandaloneConfig {
             resolver_timeout: Duration::from_millis(resolver_timeout_ms),
             virtualenv,
             max_payload_bytes,
-            log_json: args.log_json,
         })
     }
 }

@@ -11,6 +11,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+/// A server message with its payload kept as raw JSON text.
+#[derive(serde::Deserialize)]
+struct Frame<'a> {
+    #[serde(borrow)]
+    payload: Option<&'a serde_json::value::RawValue>,
+}
+
 /// Arguments of `fanout subscribe`.
 #[derive(Debug, Args)]
 pub struct SubscribeArgs {
@@ -118,7 +125,9 @@ async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
                     .await?;
             }
             Some("next") => {
-                println!("{}", v["payload"]);
+                // Print the payload exactly as the server sent it (field order included).
+                let raw: Frame<'_> = serde_json::from_str(&text)?;
+                println!("{}", raw.payload.map(|p| p.get()).unwrap_or("null"));
                 received += 1;
                 if args.count.is_some_and(|n| received >= n) {
                     let _ = ws
