@@ -9,6 +9,9 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
+pub mod auth;
+pub mod limits;
+
 /// Flags of `fanout standalone`. Each has a `FANOUT_*` environment variable.
 #[derive(Debug, Args)]
 pub struct StandaloneArgs {
@@ -71,6 +74,10 @@ pub struct StandaloneArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "FANOUT_LOG_JSON")]
     pub log_json: bool,
+    #[command(flatten)]
+    pub auth: auth::AuthArgs,
+    #[command(flatten)]
+    pub limits: limits::LimitArgs,
 }
 
 /// The YAML file: the same settings as the flags, in snake_case.
@@ -92,6 +99,8 @@ struct FileConfig {
     resolver_timeout_ms: Option<u64>,
     virtualenv: Option<PathBuf>,
     max_payload_bytes: Option<usize>,
+    auth: Option<auth::AuthFile>,
+    limits: Option<limits::LimitsFile>,
 }
 
 /// Where the schema and resolvers come from.
@@ -124,6 +133,10 @@ pub struct StandaloneConfig {
     pub resolver_timeout: Duration,
     pub virtualenv: Option<PathBuf>,
     pub max_payload_bytes: usize,
+    /// Authentication flags and `auth:` section, resolved by [`auth`].
+    pub auth: (auth::AuthArgs, auth::AuthFile),
+    /// Limit flags and `limits:` section, resolved by [`limits`].
+    pub limits: (limits::LimitArgs, limits::LimitsFile),
 }
 
 impl std::fmt::Debug for StandaloneConfig {
@@ -270,6 +283,8 @@ impl StandaloneConfig {
             resolver_timeout: Duration::from_millis(resolver_timeout_ms),
             virtualenv,
             max_payload_bytes,
+            auth: (args.auth, file.auth.unwrap_or_default()),
+            limits: (args.limits, file.limits.unwrap_or_default()),
         })
     }
 }
