@@ -159,6 +159,8 @@ impl std::fmt::Debug for StandaloneConfig {
             .field("resolver_timeout", &self.resolver_timeout)
             .field("virtualenv", &self.virtualenv)
             .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("auth", &self.auth)
+            .field("limits", &self.limits)
             .finish()
     }
 }
