@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &[
                 "proto/fanout/v1/publish.proto",
                 "proto/fanout/v1/internal.proto",
+                "proto/fanout/v1/interest.proto",
             ],
             &["proto"],
         )?;

@@ -5,13 +5,12 @@
 //! - `fanout subscribe`: a small graphql-transport-ws client ([`subscribe`]).
 //! - `fanout check`: validate a schema and a resolvers file ([`check`]).
 //!
-//! Configuration lives in [`config`], the embedded example in [`example`], the admin
-//! HTTP endpoints in [`admin`], signal handling in [`signals`].
+//! Configuration lives in [`config`], the embedded example in [`example`], signal handling in [`signals`].
 
-mod admin;
 mod check;
 mod config;
 mod example;
+mod key_reload;
 mod publish;
 mod signals;
 mod standalone;

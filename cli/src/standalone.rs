@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fanout_core::bus::{Bus, MemoryBus};
+use fanout_core::dispatch::DeliveryPolicy;
 use fanout_core::graphql::Schema;
-use fanout_core::security::JwtVerifier;
 use fanout_edge::{Edge, EdgeConfig};
 use fanout_resolver_worker::{PythonConfig, PythonRuntime, Worker};
 use fanout_router::{Router, RouterConfig};
@@ -18,9 +18,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::Admin;
 use crate::config::{Source, StandaloneArgs, StandaloneConfig};
-use crate::{example, signals};
+use crate::{config, example, key_reload, signals};
+use fanout_core::admin::Admin;
 
 /// Exit code for bad flags or configuration (EX_USAGE).
 const EXIT_USAGE: u8 = 64;
@@ -31,7 +31,7 @@ const GRACE: Duration = Duration::from_secs(10);
 pub async fn main(args: StandaloneArgs) -> ExitCode {
     let log_json = args.log_json;
     init_logging(log_json);
-    let config = match StandaloneConfig::resolve(args) {
+    let mut config = match StandaloneConfig::resolve(args) {
         Ok(c) => c,
         Err(problems) => {
             for p in problems {
@@ -40,7 +40,28 @@ pub async fn main(args: StandaloneArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    match run(config).await {
+    // Keys are loaded here so that a bad key file is a usage error too.
+    let auth = match config::auth::resolve(&config.auth, config.jwt_secret.as_deref()) {
+        Ok(auth) => auth,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    // TLS files and publisher tokens are read here too.
+    let (limit_args, limits_file) = std::mem::take(&mut config.limits);
+    let limits = match config::limits::resolve(limit_args, limits_file) {
+        Ok(limits) => limits,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match run(config, auth, limits).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -116,7 +137,11 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListe
         .with_context(|| format!("cannot listen for {what} on {addr}"))
 }
 
-async fn run(config: StandaloneConfig) -> anyhow::Result<()> {
+async fn run(
+    config: StandaloneConfig,
+    auth: config::auth::Auth,
+    limits: config::limits::Limits,
+) -> anyhow::Result<()> {
     let admin = Admin::install()?;
     let loaded = load(&config.source)?;
     let schema = Arc::new(loaded.schema);
@@ -145,15 +170,24 @@ async fn run(config: StandaloneConfig) -> anyhow::Result<()> {
             Some(runtime)
         }
     };
-    let verifier = match &config.jwt_secret {
-        None => JwtVerifier::anonymous(),
-        Some(secret) => JwtVerifier::hs256(secret.as_bytes())?,
-    };
+    let verifier = auth.verifier;
 
     let ws_listener = bind(config.listen, "WebSocket").await?;
     let grpc_listener = bind(config.grpc_listen, "gRPC").await?;
     let admin_listener = bind(config.admin_listen, "admin").await?;
     let ws_addr = ws_listener.local_addr()?;
+    let ws_scheme = if limits.ws_tls.is_some() { "wss" } else { "ws" };
+    let grpc_scheme = if limits.grpc.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    if !limits.grpc.publishers.is_enabled() {
+        tracing::warn!(
+            "publishing is open: no publisher tokens are configured, so anyone who can reach \
+             the gRPC port can publish to any channel (see --publisher-token)"
+        );
+    }
     let grpc_addr = grpc_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
@@ -165,6 +199,7 @@ async fn run(config: StandaloneConfig) -> anyhow::Result<()> {
         RouterConfig {
             router_id: "standalone".into(),
             max_payload_bytes: config.max_payload_bytes,
+            multi_tenant: config.multi_tenant,
             python_fields: runtime
                 .as_ref()
                 .map(|r| r.resolver_fields().into_iter().collect())
@@ -176,7 +211,12 @@ async fn run(config: StandaloneConfig) -> anyhow::Result<()> {
         shutdown.clone(),
     );
     if let Some(runtime) = runtime {
-        let worker = Worker::new(runtime, schema.clone(), bus.clone());
+        let worker = Worker::new(
+            runtime,
+            schema.clone(),
+            bus.clone(),
+            DeliveryPolicy::multi_tenant(config.multi_tenant),
+        );
         let stop = shutdown.clone();
         tracker.spawn(async move {
             if let Err(e) = worker.run(stop).await {
@@ -192,10 +232,23 @@ async fn run(config: StandaloneConfig) -> anyhow::Result<()> {
         max_message_bytes: config.max_message_bytes,
         outbound_queue: config.outbound_queue,
         max_subscriptions_per_connection: config.max_subscriptions,
+        limits: limits.edge,
         ..EdgeConfig::default()
     };
     let path = edge_config.path.clone();
-    let edge = Edge::new(edge_config, schema.clone(), verifier, router.index());
+    let edge = Edge::new(
+        edge_config,
+        schema.clone(),
+        verifier.clone(),
+        router.index(),
+    );
+    if verifier.is_configured() {
+        tracker.spawn(key_reload::run(
+            verifier,
+            auth.reload_every,
+            shutdown.clone(),
+        ));
+    }
     {
         let edge = edge.clone();
         let bus = bus.clone();
@@ -212,17 +265,23 @@ async fn run(config: StandaloneConfig) -> anyhow::Result<()> {
     }
 
     let failed = CancellationToken::new();
-    spawn_server(
-        &tracker,
-        &failed,
-        "WebSocket",
-        edge.clone().serve(ws_listener, shutdown.clone()),
-    );
+    spawn_server(&tracker, &failed, "WebSocket", {
+        let edge = edge.clone();
+        let stop = shutdown.clone();
+        let tls = limits.ws_tls;
+        async move {
+            match tls {
+                Some(tls) => edge.serve_tls(ws_listener, tls, stop).await,
+                None => edge.serve(ws_listener, stop).await,
+            }
+        }
+    });
     {
         let router = router.clone();
         let stop = shutdown.clone();
+        let grpc_security = limits.grpc;
         spawn_server(&tracker, &failed, "gRPC", async move {
-            fanout_router::grpc::serve(router, grpc_listener, stop).await
+            fanout_router::grpc::serve_with(router, grpc_listener, grpc_security, stop).await
         });
     }
     spawn_server(
@@ -238,7 +297,7 @@ async fn run(config: StandaloneConfig) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "fanout ready ws=ws://{ws_addr}{path} grpc=http://{grpc_addr} admin=http://{admin_addr}"
+            "fanout ready ws={ws_scheme}://{ws_addr}{path} grpc={grpc_scheme}://{grpc_addr} admin=http://{admin_addr}"
         )?;
         out.flush()?;
     }

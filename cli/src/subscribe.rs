@@ -1,12 +1,17 @@
 //! `fanout subscribe`: a small graphql-transport-ws client that prints each `next`
 //! payload as one JSON line.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -42,6 +47,10 @@ pub struct SubscribeArgs {
     /// Exit after this many events.
     #[arg(long)]
     pub count: Option<u64>,
+    /// PEM file of the CA (or self-signed certificate) to trust for a `wss://` URL
+    /// [default: the system's roots].
+    #[arg(long, env = "FANOUT_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 /// Entry point of the subcommand.
@@ -70,9 +79,17 @@ async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static("graphql-transport-ws"),
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", args.url))?;
+    let connector = if args.url.starts_with("wss://") {
+        Some(tls_connector(args.ca.as_deref())?)
+    } else if args.ca.is_some() {
+        anyhow::bail!("--ca needs a wss:// --url");
+    } else {
+        None
+    };
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", args.url))?;
     let init_payload = match &args.token {
         Some(t) => json!({ "token": t }),
         None => json!({}),
@@ -144,4 +161,40 @@ async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
             _ => {}
         }
     }
+}
+
+/// A rustls connector trusting `ca` (PEM certificates), or the system's roots.
+fn tls_connector(ca: Option<&Path>) -> anyhow::Result<Connector> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| anyhow::anyhow!("--ca {}: {e}", path.display()))?;
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "--ca {}: no PEM certificate in the file",
+                path.display()
+            );
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| anyhow::anyhow!("--ca {}: {e}", path.display()))?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(native.certs);
+            anyhow::ensure!(
+                added > 0,
+                "no system root certificates found; use --ca FILE"
+            );
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Connector::Rustls(Arc::new(config)))
 }

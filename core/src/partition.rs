@@ -33,6 +33,25 @@ mod tests {
     }
 
     #[test]
+    fn partition_of_matches_nats_partition_mapping() {
+        // Partitions that nats-server's `{{partition(64,1)}}` mapping gives subject
+        // `fanout.in.<channel>` (checked against a real server in tests/nats_bus.rs).
+        // NATS hashes the selected tokens concatenated without dots, so it agrees with
+        // `partition_of` for channels of one subject token.
+        for (channel, nats) in [
+            ("lobby", 19),
+            ("orders-42", 53),
+            ("user_7", 32),
+            ("a", 44),
+            ("chat:room:9", 9),
+            ("x@y=z+1", 43),
+            ("orders", 44),
+        ] {
+            assert_eq!(partition_of(channel, 64), nats, "{channel}");
+        }
+    }
+
+    #[test]
     fn partition_is_stable_and_in_range() {
         for key in ["orders.1", "orders.2", "chat.room.9"] {
             let p = partition_of(key, 64);

@@ -15,3 +15,10 @@ pub const RESOLVE_GROUP: &str = "fanout-workers";
 pub fn edge(edge_id: &str) -> String {
     format!("fanout.edge.{edge_id}")
 }
+
+/// Router heartbeats (payload: the router id), see `role::liveness`.
+pub const ROUTERS_ALIVE: &str = "fanout.routers.alive";
+
+/// Queue group of the routers listening on a partition subject, so that one owner
+/// takes each forwarded publish even while two routers briefly both think they own it.
+pub const PARTITION_GROUP: &str = "fanout-owners";

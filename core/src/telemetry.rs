@@ -12,6 +12,12 @@ pub const EDGE_FRAMES_SENT: &str = "fanout_edge_frames_total";
 pub const EDGE_SLOW_CONSUMER_CLOSES: &str = "fanout_edge_slow_consumer_closes_total";
 /// Counter: protocol violations, labelled by close code.
 pub const EDGE_PROTOCOL_ERRORS: &str = "fanout_edge_protocol_errors_total";
+/// Counter: connections, upgrades and subscribes refused by a limit, labelled by limit
+/// (`origin`, `connections_per_ip`, `connections_per_tenant`, `subscribe_rate`).
+pub const EDGE_LIMIT_REFUSALS: &str = "fanout_edge_limit_refusals_total";
+/// Counter: publishes refused before validation, labelled by reason
+/// (`unauthenticated`, `permission_denied`, `rate_limited`).
+pub const ROUTER_PUBLISH_REFUSALS: &str = "fanout_router_publish_refusals_total";
 /// Counter: events accepted by the publish API.
 pub const ROUTER_EVENTS_PUBLISHED: &str = "fanout_router_events_published_total";
 /// Gauge: (channel, shape, edge) interest entries held by routers.
@@ -26,3 +32,38 @@ pub const RESOLVER_CALLS: &str = "fanout_resolver_calls_total";
 pub const RESOLVER_ERRORS: &str = "fanout_resolver_errors_total";
 /// Histogram: resolver call latency in seconds.
 pub const RESOLVER_SECONDS: &str = "fanout_resolver_seconds";
+/// Counter: `@filter` evaluations that failed (missing key, type error, non-boolean
+/// result), labelled by field; the event is not delivered to that shape.
+pub const FILTER_ERRORS: &str = "fanout_filter_errors_total";
+/// Counter: events dropped before any shape saw them, labelled by reason (`no_tenant`:
+/// an event without a tenant in multi-tenant mode).
+pub const EVENTS_DROPPED: &str = "fanout_events_dropped_total";
+
+/// Counter: delivery sequence numbers skipped at an edge after the reorder window.
+pub const EDGE_DELIVERY_GAPS: &str = "fanout_edge_delivery_gaps_total";
+/// Counter: deliveries that arrived at an edge after their gap was skipped (dropped).
+pub const EDGE_LATE_DELIVERIES: &str = "fanout_edge_late_deliveries_total";
+
+/// Makes the unlabelled series visible at zero from the start, so that `/metrics`
+/// lists them before the first event (dashboards and alerts see 0, not "no data").
+pub fn zero_unlabelled_series() {
+    for gauge in [
+        EDGE_CONNECTIONS,
+        EDGE_SUBSCRIPTIONS,
+        EDGE_SHAPES,
+        ROUTER_INTEREST_ENTRIES,
+        ROUTER_CHANNELS,
+    ] {
+        metrics::gauge!(gauge).set(0.0);
+    }
+    for counter in [
+        EDGE_FRAMES_SENT,
+        EDGE_SLOW_CONSUMER_CLOSES,
+        ROUTER_EVENTS_PUBLISHED,
+        DELIVERIES_SENT,
+        EDGE_DELIVERY_GAPS,
+        EDGE_LATE_DELIVERIES,
+    ] {
+        metrics::counter!(counter).absolute(0);
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! The codes and texts follow the `graphql-transport-ws` protocol (PROTOCOL.md of the
 //! `graphql-ws` library) plus the WebSocket codes 1001 and 1009 and Fanout's own 4503
-//! (slow consumer) and 4504 (keepalive timeout).
+//! (slow consumer), 4504 (keepalive timeout) and 4430 (connections per tenant).
 
 use std::borrow::Cow;
 
@@ -35,6 +35,9 @@ pub enum CloseReason {
     DuplicateSubscriber(String),
     /// 4429: a second `connection_init`.
     TooManyInitRequests,
+    /// 4430: the tenant already holds `max_connections_per_tenant` connections
+    /// (Fanout's own code; reconnecting later may succeed).
+    TenantConnectionLimit,
     /// 4500: an internal failure.
     Internal,
     /// 4503: the outbound queue overflowed.
@@ -57,6 +60,7 @@ impl CloseReason {
             Self::InitTimeout => 4408,
             Self::DuplicateSubscriber(_) => 4409,
             Self::TooManyInitRequests => 4429,
+            Self::TenantConnectionLimit => 4430,
             Self::Internal => 4500,
             Self::SlowConsumer => 4503,
             Self::KeepaliveTimeout => 4504,
@@ -77,6 +81,7 @@ impl CloseReason {
             Self::InitTimeout => "Connection initialisation timeout".into(),
             Self::DuplicateSubscriber(id) => format!("Subscriber for {id} already exists").into(),
             Self::TooManyInitRequests => "Too many initialisation requests".into(),
+            Self::TenantConnectionLimit => "Too many connections for this tenant".into(),
             Self::Internal => "Internal server error".into(),
             Self::SlowConsumer => "Slow consumer".into(),
             Self::KeepaliveTimeout => "Keepalive timeout".into(),
@@ -109,6 +114,7 @@ impl CloseReason {
             Self::InitTimeout => "init_timeout",
             Self::DuplicateSubscriber(_) => "duplicate_subscriber",
             Self::TooManyInitRequests => "too_many_init_requests",
+            Self::TenantConnectionLimit => "tenant_connection_limit",
             Self::Internal => "internal",
             Self::SlowConsumer => "slow_consumer",
             Self::KeepaliveTimeout => "keepalive_timeout",

@@ -22,6 +22,11 @@ pub struct EdgeConfig {
     pub outbound_queue: usize,
     /// Active subscriptions one connection may hold. Default 100.
     pub max_subscriptions_per_connection: usize,
+    /// How long deliveries wait for a missing earlier one before the gap is skipped
+    /// (DESIGN §6). Default 1 s.
+    pub reorder_window: Duration,
+    /// Connection, rate, query-complexity and Origin limits (see [`crate::limits`]).
+    pub limits: crate::limits::EdgeLimits,
 }
 
 impl Default for EdgeConfig {
@@ -35,6 +40,8 @@ impl Default for EdgeConfig {
             max_message_bytes: 64 * 1024,
             outbound_queue: 1024,
             max_subscriptions_per_connection: 100,
+            reorder_window: Duration::from_secs(1),
+            limits: crate::limits::EdgeLimits::default(),
         }
     }
 }

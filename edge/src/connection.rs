@@ -21,8 +21,14 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves one connection until it closes. `subprotocol_accepted` is false when the
 /// client did not offer `graphql-transport-ws`: the socket is then closed with 4406.
-pub async fn run<St, Si, E>(edge: Arc<Edge>, mut inbound: St, sink: Si, subprotocol_accepted: bool)
-where
+/// `upgrade_token` is the bearer token of the upgrade request's `Authorization` header.
+pub async fn run<St, Si, E>(
+    edge: Arc<Edge>,
+    mut inbound: St,
+    sink: Si,
+    subprotocol_accepted: bool,
+    upgrade_token: Option<String>,
+) where
     St: Stream<Item = Result<Message, E>> + Unpin,
     E: std::error::Error + 'static,
     Si: Sink<Message> + Unpin,
@@ -33,7 +39,8 @@ where
     let writer = rx.write_to(sink);
     let reader = async {
         let reason = if subprotocol_accepted {
-            let mut session = Session::new(edge.clone(), outbound.clone());
+            let mut session =
+                Session::new(edge.clone(), outbound.clone()).with_upgrade_token(upgrade_token);
             let reason = session.run(&mut inbound).await;
             // Frees every subscription and its interest before the close handshake.
             drop(session);

@@ -5,6 +5,7 @@
 //! precomputed prefix (DESIGN §7): one buffer per subscriber, no serialization.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use fanout_core::bus::Bus;
 use fanout_core::shape::ShapeId;
@@ -18,6 +19,10 @@ use crate::edge::Edge;
 use crate::error::{Error, Result};
 use crate::message;
 use crate::outbound::Outgoing;
+use crate::reorder::{Reorder, ReorderStats};
+
+/// Deliveries one router's stream may hold back before a gap is skipped early.
+const REORDER_MAX_PENDING: usize = 4096;
 
 impl Edge {
     /// Subscribes to this edge's delivery subject and hands every [`Delivery`] to
@@ -29,18 +34,37 @@ impl Edge {
     ) -> Result<()> {
         let subject = subject::edge(&self.config.edge_id);
         let mut deliveries = bus.subscribe(&subject).await?;
+        let window = self.config.reorder_window;
+        let mut reorder = Reorder::new(window, REORDER_MAX_PENDING);
+        let mut tick = tokio::time::interval((window / 4).max(Duration::from_millis(5)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ready = Vec::new();
+        let mut reported = ReorderStats::default();
         loop {
-            let msg = tokio::select! {
+            tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Ok(()),
-                msg = deliveries.next() => msg,
-            };
-            let Some(msg) = msg else {
-                return Err(Error::DeliveryStreamEnded { subject });
-            };
-            match Delivery::decode(msg.payload) {
-                Ok(delivery) => self.deliver(&delivery),
-                Err(e) => tracing::warn!(%subject, error = %e, "undecodable delivery skipped"),
+                msg = deliveries.next() => {
+                    let Some(msg) = msg else {
+                        return Err(Error::DeliveryStreamEnded { subject });
+                    };
+                    match Delivery::decode(msg.payload) {
+                        Ok(delivery) => reorder.push(delivery, Instant::now(), &mut ready),
+                        Err(e) => tracing::warn!(%subject, error = %e, "undecodable delivery skipped"),
+                    }
+                }
+                _ = tick.tick(), if reorder.has_gap() => reorder.expire(Instant::now(), &mut ready),
+            }
+            for delivery in ready.drain(..) {
+                self.deliver(&delivery);
+            }
+            let stats = reorder.stats();
+            if stats != reported {
+                metrics::counter!(telemetry::EDGE_DELIVERY_GAPS)
+                    .increment(stats.skipped - reported.skipped);
+                metrics::counter!(telemetry::EDGE_LATE_DELIVERIES)
+                    .increment(stats.late - reported.late);
+                reported = stats;
             }
         }
     }

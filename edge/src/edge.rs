@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::EdgeConfig;
+use crate::limits::ConnectionGates;
 use crate::shape_index::{ShapeIndex, SubscriptionKey};
 
 /// One edge: its WebSocket connections, their subscriptions and the local shape index.
@@ -25,6 +26,8 @@ pub struct Edge {
     pub(crate) closing: CancellationToken,
     /// Every connection task, so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
+    /// Per-IP and per-tenant connection counters.
+    pub(crate) gates: ConnectionGates,
     connections: AtomicUsize,
     subscriptions: AtomicUsize,
     next_key: AtomicU64,
@@ -67,6 +70,7 @@ impl Edge {
             index: ShapeIndex::default(),
             closing: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            gates: ConnectionGates::default(),
             connections: AtomicUsize::new(0),
             subscriptions: AtomicUsize::new(0),
             next_key: AtomicU64::new(1),

@@ -16,10 +16,17 @@
 //! - [`close`]: every close code and reason, in one place.
 //! - [`outbound`]: the bounded per-connection queue, the out-of-band close signal and
 //!   the writer that batches frames per flush.
+//! - [`interest_client`]: [`interest_client::ClusterInterest`], the interest sink of
+//!   cluster mode: gRPC `Interest` streams to the routers that own each channel.
 //! - [`shape_index`]: local shape → subscribers, with interest add/remove.
-//! - [`delivery`]: bus → [`Edge::deliver`] → frames.
+//! - [`delivery`]: bus → [`reorder`] (sequence order per router) → [`Edge::deliver`]
+//!   → frames.
 //! - [`edge`]: the shared [`Edge`] and its [`EdgeStats`].
 //! - [`config`]: [`EdgeConfig`] and its defaults.
+//! - [`limits`]: connection caps per IP and tenant, subscribe rate, query complexity
+//!   ([`limits::EdgeLimits`]); [`origin`]: the allowed-`Origin` check.
+//! - [`listener`]: plain and TLS listeners ([`listener::TlsListener`]) and the peer
+//!   address handlers see; [`tls`]: loading a certificate and key.
 //! - [`error`]: the crate's [`Error`].
 
 pub mod authorize;
@@ -29,11 +36,17 @@ pub mod connection;
 pub mod delivery;
 pub mod edge;
 pub mod error;
+pub mod interest_client;
+pub mod limits;
+pub mod listener;
 pub mod message;
+pub mod origin;
 pub mod outbound;
 pub mod protocol;
+pub mod reorder;
 pub mod server;
 pub mod shape_index;
+pub mod tls;
 
 pub use close::CloseReason;
 pub use config::EdgeConfig;

@@ -8,12 +8,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use axum::extract::ws::Message;
-use fanout_core::graphql::{GraphQLError, SubscribeRequest, prepare};
-use fanout_core::security::{SecurityContext, token_from_init_payload};
-use fanout_core::shape::{Shape, ShapeId};
+use fanout_core::graphql::{GraphQLError, SubscribeRequest, prepare_with_limits};
+use fanout_core::security::{SecurityContext, Verified, token_from_payload};
+use fanout_core::shape::Shape;
 use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::authorize::authorize;
 use crate::close::CloseReason;
 use crate::edge::Edge;
+use crate::limits::{self, Slot, SubscribeRate};
 use crate::message::{self, ClientMessage, InvalidMessage};
 use crate::outbound::{Outbound, Outgoing};
 use crate::shape_index::{Subscriber, SubscriptionKey};
@@ -32,7 +33,8 @@ pub const LIMIT_EXCEEDED: &str = "LIMIT_EXCEEDED";
 #[derive(Debug)]
 struct LocalSubscription {
     key: SubscriptionKey,
-    shape: ShapeId,
+    /// The shape it is indexed under; rebuilt when a token refresh changes the context.
+    shape: Arc<Shape>,
     active: Arc<AtomicBool>,
 }
 
@@ -46,6 +48,8 @@ struct Acknowledged {
     next_ping: Option<Instant>,
     /// When an outstanding server `ping` times out.
     pong_deadline: Option<Instant>,
+    /// This connection's place in its tenant's connection count (freed on drop).
+    _tenant_slot: Option<Slot<String>>,
 }
 
 /// The protocol state of one connection.
@@ -56,6 +60,10 @@ pub struct Session {
     init_received: bool,
     acked: Option<Acknowledged>,
     subscriptions: HashMap<String, LocalSubscription>,
+    subscribe_rate: SubscribeRate,
+    /// The bearer token of the upgrade request's `Authorization` header, used at
+    /// `connection_init` when the payload carries none.
+    upgrade_token: Option<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -71,6 +79,7 @@ impl Session {
     /// A session that has just been opened.
     pub fn new(edge: Arc<Edge>, outbound: Outbound) -> Self {
         let init_deadline = Instant::now() + edge.config.init_timeout;
+        let subscribe_rate = SubscribeRate::new(&edge.config.limits);
         Self {
             edge,
             outbound,
@@ -78,7 +87,16 @@ impl Session {
             init_received: false,
             acked: None,
             subscriptions: HashMap::new(),
+            subscribe_rate,
+            upgrade_token: None,
         }
+    }
+
+    /// Sets the token of the upgrade request's `Authorization: Bearer` header; a token
+    /// in the `connection_init` payload takes precedence over it.
+    pub fn with_upgrade_token(mut self, token: Option<String>) -> Self {
+        self.upgrade_token = token;
+        self
     }
 
     /// Runs the protocol until the connection must end, and says why.
@@ -137,10 +155,7 @@ impl Session {
     fn on_message(&mut self, msg: ClientMessage) -> Option<CloseReason> {
         match msg {
             ClientMessage::ConnectionInit { payload } => self.on_init(payload.as_ref()),
-            ClientMessage::Ping { payload } => {
-                self.send(Outgoing::text(message::pong(payload.as_ref())));
-                None
-            }
+            ClientMessage::Ping { payload } => self.on_ping(payload.as_ref()),
             ClientMessage::Pong => {
                 if let Some(acked) = &mut self.acked {
                     acked.pong_deadline = None;
@@ -160,24 +175,119 @@ impl Session {
             return Some(CloseReason::TooManyInitRequests);
         }
         self.init_received = true;
-        let token = token_from_init_payload(payload);
-        let (security, exp) = match self.edge.verifier.verify(token.as_deref()) {
+        let verifier = &self.edge.verifier;
+        let token =
+            token_from_payload(payload, verifier.token_field()).or(self.upgrade_token.take());
+        let Verified {
+            context: security,
+            expires_at,
+        } = match verifier.verify(token.as_deref()) {
             Ok(verified) => verified,
             Err(e) => {
-                tracing::debug!(reason = %e, "connection_init refused");
+                tracing::debug!(reason = e.metric_label(), "connection_init refused");
                 return Some(CloseReason::Forbidden);
             }
+        };
+        let tenant_slot = match limits::acquire_tenant(&self.edge, &security) {
+            Ok(slot) => slot,
+            Err(reason) => return Some(reason),
         };
         let now = Instant::now();
         let interval = self.edge.config.ping_interval;
         self.acked = Some(Acknowledged {
             security,
-            expires_at: exp.map(|exp| now + until_unix(exp)),
+            expires_at: expires_at.map(instant_of),
             next_ping: (!interval.is_zero()).then(|| now + interval),
             pong_deadline: None,
+            _tenant_slot: tenant_slot,
         });
         self.send(Outgoing::text_static(message::CONNECTION_ACK));
         None
+    }
+
+    /// A client `ping`: answered with `pong`. On an acknowledged connection with
+    /// authentication on, a payload carrying a token (the same field as
+    /// `connection_init`) refreshes the connection's credentials first.
+    fn on_ping(&mut self, payload: Option<&Map<String, Value>>) -> Option<CloseReason> {
+        let token = match &self.acked {
+            Some(_) if self.edge.verifier.is_configured() => {
+                token_from_payload(payload, self.edge.verifier.token_field())
+            }
+            _ => None,
+        };
+        let Some(token) = token else {
+            self.send(Outgoing::text(message::pong(payload)));
+            return None;
+        };
+        if let Some(reason) = self.refresh(&token) {
+            return Some(reason);
+        }
+        // The token is not echoed back.
+        let mut refreshed = Map::new();
+        refreshed.insert("refreshed".into(), Value::Bool(true));
+        self.send(Outgoing::text(message::pong(Some(&refreshed))));
+        None
+    }
+
+    /// Replaces the connection's credentials with `token`'s. An invalid token, or one
+    /// of another subject or tenant, closes with 4403. The expiry timer moves to the
+    /// new token's; every subscription is checked against the new claims: those no
+    /// longer allowed end with an `error`, the others move to the shape of the new
+    /// context.
+    fn refresh(&mut self, token: &str) -> Option<CloseReason> {
+        let verified = match self.edge.verifier.verify(Some(token)) {
+            Ok(verified) => verified,
+            Err(e) => {
+                tracing::debug!(reason = e.metric_label(), "token refresh refused");
+                return Some(CloseReason::Forbidden);
+            }
+        };
+        let acked = self.acked.as_mut()?;
+        if verified.context.subject != acked.security.subject
+            || verified.context.tenant != acked.security.tenant
+        {
+            tracing::debug!("token refresh refused: subject or tenant changed");
+            return Some(CloseReason::Forbidden);
+        }
+        acked.expires_at = verified.expires_at.map(instant_of);
+        if verified.context != acked.security {
+            acked.security = verified.context;
+            self.reauthorize();
+        }
+        None
+    }
+
+    /// Re-checks every subscription against the current context after a refresh.
+    fn reauthorize(&mut self) {
+        let Some(acked) = &self.acked else {
+            return;
+        };
+        let security = acked.security.clone();
+        let ids: Vec<String> = self.subscriptions.keys().cloned().collect();
+        for id in ids {
+            let Some(sub) = self.subscriptions.remove(&id) else {
+                continue;
+            };
+            if let Err(error) = authorize(&sub.shape.prepared.field, &security) {
+                self.release(sub);
+                self.send_error(&id, &[error]);
+                continue;
+            }
+            let shape = Shape::new(
+                sub.shape.prepared.clone(),
+                sub.shape.request.clone(),
+                &security,
+            );
+            if shape.id == sub.shape.id {
+                self.subscriptions.insert(id, sub);
+                continue;
+            }
+            // The new shape is indexed before the old one is dropped, so no event is
+            // missed; one in flight during the swap may arrive twice (same offset).
+            let moved = self.index_subscription(&id, Arc::new(shape));
+            self.release(sub);
+            self.subscriptions.insert(id, moved);
+        }
     }
 
     fn send_ping(&mut self) -> Option<CloseReason> {
@@ -199,6 +309,10 @@ impl Session {
         if self.subscriptions.contains_key(&id) {
             return Some(CloseReason::DuplicateSubscriber(id));
         }
+        if let Err(error) = self.subscribe_rate.check() {
+            self.send_error(&id, &[error]);
+            return None;
+        }
         let limit = self.edge.config.max_subscriptions_per_connection;
         if self.subscriptions.len() >= limit {
             let error = GraphQLError::new(format!(
@@ -208,7 +322,8 @@ impl Session {
             self.send_error(&id, &[error]);
             return None;
         }
-        let prepared = match prepare(&self.edge.schema, &request) {
+        let query_limits = &self.edge.config.limits.query;
+        let prepared = match prepare_with_limits(&self.edge.schema, &request, query_limits) {
             Ok(prepared) => prepared,
             Err(errors) => {
                 self.send_error(&id, &errors);
@@ -220,32 +335,30 @@ impl Session {
             return None;
         }
         let shape = Arc::new(Shape::new(prepared, request, &acked.security));
-        let shape_id = shape.id;
+        let sub = self.index_subscription(&id, shape);
+        self.subscriptions.insert(id, sub);
+        None
+    }
+
+    /// Adds a subscriber for operation `id` of `shape` to the edge's index.
+    fn index_subscription(&self, id: &str, shape: Arc<Shape>) -> LocalSubscription {
         let key = self.edge.next_subscription_key();
         let active = Arc::new(AtomicBool::new(true));
         let subscriber = Subscriber {
             outbound: self.outbound.clone(),
-            prefix: message::next_prefix(&id),
+            prefix: message::next_prefix(id),
             active: active.clone(),
         };
         let edge = &self.edge;
         edge.index.insert(
-            shape,
+            shape.clone(),
             key,
             subscriber,
             edge.interest.as_ref(),
             &edge.config.edge_id,
         );
         edge.subscription_added();
-        self.subscriptions.insert(
-            id,
-            LocalSubscription {
-                key,
-                shape: shape_id,
-                active,
-            },
-        );
-        None
+        LocalSubscription { key, shape, active }
     }
 
     /// Stops delivery for `id` at once; unknown ids are ignored.
@@ -259,7 +372,7 @@ impl Session {
         sub.active.store(false, Ordering::Release);
         let edge = &self.edge;
         if edge.index.remove(
-            sub.shape,
+            sub.shape.id,
             sub.key,
             edge.interest.as_ref(),
             &edge.config.edge_id,
@@ -291,12 +404,9 @@ impl Drop for Session {
     }
 }
 
-/// Time from now until Unix second `exp` (zero if it has passed).
-fn until_unix(exp: u64) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Duration::from_secs(exp).saturating_sub(now)
+/// The monotonic instant of wall-clock time `at` (now, if it has passed).
+fn instant_of(at: SystemTime) -> Instant {
+    Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default()
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

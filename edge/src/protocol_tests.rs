@@ -70,6 +70,7 @@ impl Harness {
             inbound(server_rx),
             PollSender::new(server_tx),
             true,
+            None,
         ));
         Self {
             edge,

@@ -6,15 +6,20 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::ws::WebSocketUpgrade;
-use axum::response::Response;
+use axum::http::{Extensions, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use axum::serve::{IncomingStream, Listener};
+use fanout_core::security::bearer;
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection;
 use crate::edge::Edge;
+use crate::listener::{PeerAddr, TlsListener};
+use crate::{connection, limits};
 
 /// The only subprotocol served.
 pub const SUBPROTOCOL: &str = "graphql-transport-ws";
@@ -38,8 +43,34 @@ impl Edge {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
+        self.serve_on(listener, shutdown).await
+    }
+
+    /// [`Edge::serve`] with TLS terminated on `listener` by `tls` (see [`crate::tls`]).
+    pub async fn serve_tls(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let listener = TlsListener::new(listener, tls)?;
+        self.serve_on(listener, shutdown).await
+    }
+
+    async fn serve_on<L>(
+        self: Arc<Self>,
+        listener: L,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()>
+    where
+        L: Listener<Addr = std::net::SocketAddr>,
+        PeerAddr: for<'a> Connected<IncomingStream<'a, L>>,
+    {
         let closing = self.closing.clone();
-        let served = axum::serve(listener, self.router())
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<PeerAddr>();
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.cancelled().await;
                 closing.cancel();
@@ -61,18 +92,37 @@ impl Edge {
     }
 }
 
-async fn upgrade(State(edge): State<Arc<Edge>>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(edge): State<Arc<Edge>>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // Origin (403) and connections per IP (429) are refused before upgrading.
+    let peer = extensions
+        .get::<ConnectInfo<PeerAddr>>()
+        .map(|info| info.0.0.ip());
+    let ip_slot = match limits::admit(&edge, &headers, peer) {
+        Ok(slot) => slot,
+        Err(refusal) => return refusal.into_response(),
+    };
     let max = edge.config.max_message_bytes;
     let ws = ws
         .max_message_size(max)
         .max_frame_size(max)
         .protocols([SUBPROTOCOL]);
     let accepted = ws.selected_protocol().is_some();
+    // Used at `connection_init` when its payload carries no token.
+    let upgrade_token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer);
     let tracker = edge.tracker.clone();
     ws.on_upgrade(move |socket| {
         tracker.track_future(async move {
+            let _ip_slot = ip_slot;
             let (sink, stream) = socket.split();
-            connection::run(edge, stream, sink, accepted).await;
+            connection::run(edge, stream, sink, accepted, upgrade_token).await;
         })
     })
 }

@@ -1,12 +1,17 @@
 //! The worker loop: takes resolve tasks from the `fanout.resolve` queue group, runs the
 //! Python resolvers once per shape, renders each shape's payload once and sends one
 //! delivery per edge.
+//!
+//! Before any Python runs, each task's shapes go through the same
+//! [`EventGate`] as the router's inline path (tenant isolation and `@filter`): the router
+//! already dropped the shapes that may not see the event, and the worker checks again
+//! so that it never resolves for a shape that may not, whoever sent the task.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use fanout_core::bus::Bus;
-use fanout_core::dispatch::{DeliveryBatch, passthrough};
+use fanout_core::dispatch::{DeliveryBatch, DeliveryPolicy, EventGate, passthrough};
 use fanout_core::graphql::{GraphQLError, Schema};
 use fanout_core::render::{EventMeta, next_payload};
 use fanout_core::shape::{Shape, ShapeId};
@@ -26,6 +31,7 @@ pub struct Worker {
     runtime: PythonRuntime,
     schema: Arc<Schema>,
     bus: Arc<dyn Bus>,
+    policy: DeliveryPolicy,
     shapes: Mutex<HashMap<ShapeId, Arc<Shape>>>,
 }
 
@@ -36,12 +42,19 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    /// A worker running `runtime`'s resolvers for `schema`, on `bus`.
-    pub fn new(runtime: PythonRuntime, schema: Arc<Schema>, bus: Arc<dyn Bus>) -> Arc<Self> {
+    /// A worker running `runtime`'s resolvers for `schema`, on `bus`, delivering under
+    /// `policy` (which must match the routers').
+    pub fn new(
+        runtime: PythonRuntime,
+        schema: Arc<Schema>,
+        bus: Arc<dyn Bus>,
+        policy: DeliveryPolicy,
+    ) -> Arc<Self> {
         Arc::new(Self {
             runtime,
             schema,
             bus,
+            policy,
             shapes: Mutex::new(HashMap::new()),
         })
     }
@@ -103,14 +116,19 @@ impl Worker {
                 return;
             }
         };
-        let targets: Vec<(Arc<Shape>, Vec<String>)> = task
-            .shapes
-            .into_iter()
-            .filter_map(|t| {
-                let shape = self.shape(t.spec.as_ref()?)?;
-                Some((shape, t.edges))
-            })
-            .collect();
+        let targets: Vec<(Arc<Shape>, Vec<String>)> = {
+            let gate = EventGate::new(self.policy, &value, &event.tenant);
+            if !gate.admits_event() {
+                return;
+            }
+            task.shapes
+                .into_iter()
+                .filter_map(|t| {
+                    let shape = self.shape(t.spec.as_ref()?)?;
+                    gate.admits(&shape).then_some((shape, t.edges))
+                })
+                .collect()
+        };
         let python: Vec<usize> = targets
             .iter()
             .enumerate()
@@ -176,5 +194,114 @@ impl Worker {
                 Err(e) => tracing::warn!(%edge, error = %e, "delivery not sent"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use fanout_core::bus::{BusSubscription, MemoryBus};
+    use fanout_core::graphql::{SubscribeRequest, prepare};
+    use fanout_core::security::SecurityContext;
+    use fanout_proto::v1::{Delivery, Event, ShapeTarget};
+
+    use super::*;
+    use crate::PythonConfig;
+
+    const SDL: &str = r#"
+type Row { owner: String, label: String }
+type Subscription {
+  mine: Row @channel(key: "rows") @filter(expr: "event.owner == claims.sub")
+}
+"#;
+
+    const RESOLVERS: &str = r#"
+import fanout
+
+@fanout.resolver("mine")
+def mine(event, args, ctx):
+    return {"owner": event["owner"], "label": "for " + ctx.subject}
+"#;
+
+    fn shape(schema: &Schema, sub: &str, tenant: &str) -> Shape {
+        let request = SubscribeRequest {
+            query: "subscription { mine { owner label } }".into(),
+            ..Default::default()
+        };
+        let prepared = prepare(schema, &request).expect("valid subscription");
+        let security = SecurityContext {
+            subject: Some(sub.into()),
+            tenant: Some(tenant.into()),
+            ..Default::default()
+        };
+        Shape::new(prepared, request, &security)
+    }
+
+    fn task(shapes: &[&Shape], owner: &str, tenant: &str) -> ResolveTask {
+        ResolveTask {
+            event: Some(Event {
+                channel: "rows".into(),
+                payload: format!(r#"{{"owner":"{owner}"}}"#).into_bytes().into(),
+                tenant: tenant.into(),
+                offset: 1,
+                epoch: 1,
+                ..Default::default()
+            }),
+            shapes: shapes
+                .iter()
+                .map(|s| ShapeTarget {
+                    spec: Some(s.spec()),
+                    edges: vec!["e".into()],
+                })
+                .collect(),
+            router: "r".into(),
+            ..Default::default()
+        }
+    }
+
+    async fn next(sub: &mut BusSubscription) -> Option<Delivery> {
+        let msg = tokio::time::timeout(Duration::from_millis(300), sub.next())
+            .await
+            .ok()
+            .flatten()?;
+        Delivery::decode(msg.payload).ok()
+    }
+
+    #[tokio::test]
+    async fn the_worker_applies_filters_and_tenants_before_python() {
+        let dir = std::env::temp_dir().join(format!("fanout-rl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let file = dir.join("resolvers.py");
+        std::fs::write(&file, RESOLVERS).expect("write");
+        let runtime = PythonRuntime::start(PythonConfig::new(&file)).expect("runtime");
+        let schema = Arc::new(Schema::parse(SDL, "t.graphql").expect("schema"));
+        let bus = MemoryBus::new();
+        let mut edge = bus.subscribe(&subject::edge("e")).await.expect("sub");
+        let worker = Worker::new(
+            runtime,
+            schema.clone(),
+            Arc::new(bus),
+            DeliveryPolicy::multi_tenant(true),
+        );
+        let alice = shape(&schema, "alice", "t1");
+        let bob = shape(&schema, "bob", "t1");
+        let alice_t2 = shape(&schema, "alice", "t2");
+
+        // Even when a task names shapes that may not see the event, only alice's of t1
+        // is resolved and delivered.
+        worker
+            .handle(task(&[&alice, &bob, &alice_t2], "alice", "t1"))
+            .await;
+        let d = next(&mut edge).await.expect("a delivery");
+        assert_eq!(d.items.len(), 1, "{d:?}");
+        assert_eq!(d.items[0].shape_id.to_vec(), alice.id.0.to_vec());
+        let payload: serde_json::Value = serde_json::from_slice(&d.items[0].payload).expect("json");
+        assert_eq!(payload["data"]["mine"]["label"], "for alice");
+
+        // No tenant in multi-tenant mode: nothing at all.
+        worker.handle(task(&[&alice, &bob], "alice", "")).await;
+        assert!(next(&mut edge).await.is_none());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

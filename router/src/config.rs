@@ -18,6 +18,9 @@ pub struct RouterConfig {
     /// Subscription fields that have a Python resolver: events on channels with such
     /// shapes go to resolver workers; all others are resolved inline.
     pub python_fields: HashSet<String>,
+    /// Tenant isolation: an event reaches only subscribers of its `tenant`; an event
+    /// without a tenant reaches nobody. Off by default.
+    pub multi_tenant: bool,
 }
 
 impl Default for RouterConfig {
@@ -29,6 +32,7 @@ impl Default for RouterConfig {
             partition_queue: 4096,
             idempotency_window: 1024,
             python_fields: HashSet::new(),
+            multi_tenant: false,
         }
     }
 }

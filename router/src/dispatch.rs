@@ -1,12 +1,15 @@
-//! Dispatch of stamped events: shapes without a Python resolver are resolved here; an
-//! event with any Python-resolved shape goes whole to the resolver workers, so each
-//! event takes exactly one path.
+//! Dispatch of stamped events. First the security decisions of
+//! [`fanout_core::dispatch::EventGate`]: tenant isolation and each shape's `@filter`, so
+//! that shapes which may not see the event are dropped before any resolver runs. Then
+//! shapes without a Python resolver are resolved here; an event with any admitted
+//! Python-resolved shape goes whole (its admitted shapes) to the resolver workers, so
+//! each event takes exactly one path.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use fanout_core::bus::Bus;
-use fanout_core::dispatch::{DeliveryBatch, passthrough};
+use fanout_core::dispatch::{DeliveryBatch, DeliveryPolicy, EventGate, passthrough};
 use fanout_core::render::EventMeta;
 use fanout_core::{subject, telemetry};
 use fanout_proto::v1::{Event, ResolveTask, ShapeTarget};
@@ -21,12 +24,14 @@ pub struct Dispatcher {
     index: Arc<ChannelIndex>,
     bus: Arc<dyn Bus>,
     python_fields: HashSet<String>,
+    policy: DeliveryPolicy,
 }
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
             .field("router_id", &self.router_id)
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -38,19 +43,30 @@ impl Dispatcher {
         index: Arc<ChannelIndex>,
         bus: Arc<dyn Bus>,
         python_fields: HashSet<String>,
+        policy: DeliveryPolicy,
     ) -> Self {
         Self {
             router_id,
             index,
             bus,
             python_fields,
+            policy,
         }
     }
 
     /// Dispatches one event. Bus failures are logged; the event is lost for the edges
     /// it could not reach (core mode is at-most-once).
     pub async fn dispatch(&self, stamped: Stamped) {
-        let targets = self.index.snapshot(&stamped.event.channel);
+        let targets = {
+            let event = &stamped.event;
+            let gate = EventGate::new(self.policy, &event.value, &event.tenant);
+            if !gate.admits_event() {
+                return;
+            }
+            let mut targets = self.index.snapshot(&event.channel);
+            targets.retain(|t| gate.admits(&t.shape));
+            targets
+        };
         if targets.is_empty() {
             return;
         }
@@ -113,5 +129,160 @@ impl Dispatcher {
         {
             tracing::warn!(error = %e, "resolve task not sent");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use fanout_core::bus::{BusSubscription, MemoryBus};
+    use fanout_core::graphql::{Schema, SubscribeRequest, prepare};
+    use fanout_core::interest::InterestSink;
+    use fanout_core::security::SecurityContext;
+    use fanout_core::shape::Shape;
+    use fanout_proto::v1::Delivery;
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::owner::Accepted;
+
+    const SDL: &str = r#"
+type Row { owner: String, n: Int }
+type Subscription {
+  mine: Row @channel(key: "rows") @filter(expr: "event.owner == claims.sub")
+  plain: Row @channel(key: "rows")
+}
+"#;
+
+    fn shape(schema: &Schema, query: &str, sub: &str, tenant: &str) -> Arc<Shape> {
+        let request = SubscribeRequest {
+            query: query.into(),
+            ..Default::default()
+        };
+        let prepared = prepare(schema, &request).expect("valid subscription");
+        let security = SecurityContext {
+            subject: Some(sub.into()),
+            tenant: Some(tenant.into()),
+            ..Default::default()
+        };
+        Arc::new(Shape::new(prepared, request, &security))
+    }
+
+    fn stamped(owner: &str, tenant: &str) -> Stamped {
+        let value = serde_json::json!({ "owner": owner, "n": 1 });
+        Stamped {
+            event: Accepted {
+                channel: "rows".into(),
+                payload: value.to_string().into_bytes().into(),
+                value: Arc::new(value),
+                tenant: tenant.into(),
+                headers: HashMap::new(),
+                idempotency_key: String::new(),
+                published_at_us: 0,
+            },
+            offset: 1,
+            epoch: 1,
+        }
+    }
+
+    async fn next(sub: &mut BusSubscription) -> Option<bytes::Bytes> {
+        tokio::time::timeout(Duration::from_millis(300), sub.next())
+            .await
+            .ok()
+            .flatten()
+            .map(|m| m.payload)
+    }
+
+    struct Setup {
+        dispatcher: Dispatcher,
+        resolve: BusSubscription,
+        edge: BusSubscription,
+        alice: Arc<Shape>,
+        bob: Arc<Shape>,
+        plain_t2: Arc<Shape>,
+    }
+
+    async fn setup(python: &[&str], policy: DeliveryPolicy) -> Setup {
+        let schema = Schema::parse(SDL, "t.graphql").expect("schema");
+        let bus = MemoryBus::new();
+        let resolve = bus.subscribe(subject::RESOLVE).await.expect("sub");
+        let edge = bus.subscribe(&subject::edge("e")).await.expect("sub");
+        let index = Arc::new(ChannelIndex::new());
+        let alice = shape(&schema, "subscription { mine { n } }", "alice", "t1");
+        let bob = shape(&schema, "subscription { mine { n } }", "bob", "t1");
+        let plain_t2 = shape(&schema, "subscription { plain { n } }", "carol", "t2");
+        for s in [&alice, &bob, &plain_t2] {
+            index.add("e", s.clone());
+        }
+        let dispatcher = Dispatcher::new(
+            "r".into(),
+            index,
+            Arc::new(bus),
+            python.iter().map(|s| (*s).to_owned()).collect(),
+            policy,
+        );
+        Setup {
+            dispatcher,
+            resolve,
+            edge,
+            alice,
+            bob,
+            plain_t2,
+        }
+    }
+
+    fn shape_ids(task: &ResolveTask) -> Vec<Vec<u8>> {
+        task.shapes
+            .iter()
+            .filter_map(|t| t.spec.as_ref().map(|s| s.id.to_vec()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn workers_get_only_the_shapes_whose_filter_passes() {
+        let mut s = setup(&["mine"], DeliveryPolicy::default()).await;
+        s.dispatcher.dispatch(stamped("alice", "")).await;
+        let task = ResolveTask::decode(next(&mut s.resolve).await.expect("a task")).expect("task");
+        let ids = shape_ids(&task);
+        assert!(ids.contains(&s.alice.id.0.to_vec()));
+        assert!(!ids.contains(&s.bob.id.0.to_vec()), "bob's filter is false");
+        assert!(ids.contains(&s.plain_t2.id.0.to_vec()));
+        assert_eq!(ids.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_event_whose_python_shapes_are_all_filtered_goes_inline() {
+        let mut s = setup(&["mine"], DeliveryPolicy::default()).await;
+        s.dispatcher.dispatch(stamped("nobody", "")).await;
+        assert!(next(&mut s.resolve).await.is_none(), "no resolve task");
+        let delivery = Delivery::decode(next(&mut s.edge).await.expect("delivery")).expect("d");
+        assert_eq!(delivery.items.len(), 1);
+        assert_eq!(
+            delivery.items[0].shape_id.to_vec(),
+            s.plain_t2.id.0.to_vec()
+        );
+    }
+
+    #[tokio::test]
+    async fn multi_tenant_keeps_events_within_their_tenant() {
+        let mut s = setup(&[], DeliveryPolicy::multi_tenant(true)).await;
+        s.dispatcher.dispatch(stamped("alice", "t2")).await;
+        let delivery = Delivery::decode(next(&mut s.edge).await.expect("delivery")).expect("d");
+        let ids: Vec<Vec<u8>> = delivery.items.iter().map(|i| i.shape_id.to_vec()).collect();
+        assert_eq!(
+            ids,
+            vec![s.plain_t2.id.0.to_vec()],
+            "only tenant t2's shape"
+        );
+
+        s.dispatcher.dispatch(stamped("alice", "")).await;
+        assert!(next(&mut s.edge).await.is_none(), "no tenant: nobody");
+
+        s.dispatcher.dispatch(stamped("alice", "t1")).await;
+        let delivery = Delivery::decode(next(&mut s.edge).await.expect("delivery")).expect("d");
+        let ids: Vec<Vec<u8>> = delivery.items.iter().map(|i| i.shape_id.to_vec()).collect();
+        assert_eq!(ids, vec![s.alice.id.0.to_vec()], "t1 and alice's filter");
     }
 }

@@ -43,9 +43,13 @@ pub struct Stamped {
     pub epoch: u64,
 }
 
-struct Job {
-    event: Accepted,
-    reply: oneshot::Sender<PublishReply>,
+enum Job {
+    Publish {
+        event: Accepted,
+        reply: oneshot::Sender<PublishReply>,
+    },
+    /// This router (again) owns the partition: offsets restart under a new epoch.
+    NewEpoch(u64),
 }
 
 /// Handle to the owner task of one partition.
@@ -78,11 +82,20 @@ impl PartitionOwner {
         Self { tx }
     }
 
+    /// Starts a new epoch: offsets of every channel start over, and clients that
+    /// resume from the old epoch are told that resume is impossible.
+    pub async fn new_epoch(&self, epoch: u64) -> Result<()> {
+        self.tx
+            .send(Job::NewEpoch(epoch))
+            .await
+            .map_err(|_| Error::Unavailable("partition owner stopped".into()))
+    }
+
     /// Hands `event` to the owner and waits for its offset.
     pub async fn submit(&self, event: Accepted) -> Result<PublishReply> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job { event, reply })
+            .send(Job::Publish { event, reply })
             .await
             .map_err(|_| Error::Unavailable("partition owner stopped".into()))?;
         rx.await
@@ -135,12 +148,22 @@ async fn run(
             job = rx.recv() => match job { Some(job) => job, None => break },
             () = shutdown.cancelled() => break,
         };
-        if let Some(reply) = state.remembered(&job.event) {
-            let _ = job.reply.send(reply);
+        let (event, reply_tx) = match job {
+            Job::Publish { event, reply } => (event, reply),
+            Job::NewEpoch(epoch) => {
+                state.epoch = epoch;
+                state.offsets.clear();
+                state.recent.clear();
+                state.recent_order.clear();
+                continue;
+            }
+        };
+        if let Some(reply) = state.remembered(&event) {
+            let _ = reply_tx.send(reply);
             continue;
         }
         let offset = {
-            let next = state.offsets.entry(job.event.channel.clone()).or_insert(0);
+            let next = state.offsets.entry(event.channel.clone()).or_insert(0);
             *next += 1;
             *next
         };
@@ -149,13 +172,13 @@ async fn run(
             epoch: state.epoch,
             partition: state.partition,
         };
-        state.remember(&job.event, &reply);
+        state.remember(&event, &reply);
         // The publisher learns its offset before dispatch finishes; dispatch of this
         // partition stays sequential, which keeps per-channel order.
-        let _ = job.reply.send(reply);
+        let _ = reply_tx.send(reply);
         dispatcher
             .dispatch(Stamped {
-                event: job.event,
+                event,
                 offset,
                 epoch: state.epoch,
             })

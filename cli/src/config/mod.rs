@@ -34,8 +34,9 @@ pub struct StandaloneArgs {
     /// YAML configuration file; its keys are the flag names in snake_case.
     #[arg(long, env = "FANOUT_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// HS256 secret that client JWTs must be signed with; without one, connections are
-    /// anonymous.
+    /// HS256 secret that client JWTs must be signed with. With no key at all (this,
+    /// --jwt-secret-file, --jwt-public-key, --jwt-public-key-pem, --jwks-file),
+    /// connections are anonymous.
     #[arg(
         long,
         env = "FANOUT_JWT_SECRET",
@@ -74,6 +75,11 @@ pub struct StandaloneArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "FANOUT_LOG_JSON")]
     pub log_json: bool,
+    /// Tenant isolation: an event reaches only subscribers whose token's tenant equals
+    /// the event's `tenant`; events without a tenant, and subscribers without a tenant
+    /// claim, get nothing.
+    #[arg(long, env = "FANOUT_MULTI_TENANT")]
+    pub multi_tenant: bool,
     #[command(flatten)]
     pub auth: auth::AuthArgs,
     #[command(flatten)]
@@ -99,6 +105,7 @@ struct FileConfig {
     resolver_timeout_ms: Option<u64>,
     virtualenv: Option<PathBuf>,
     max_payload_bytes: Option<usize>,
+    multi_tenant: Option<bool>,
     auth: Option<auth::AuthFile>,
     limits: Option<limits::LimitsFile>,
 }
@@ -133,6 +140,8 @@ pub struct StandaloneConfig {
     pub resolver_timeout: Duration,
     pub virtualenv: Option<PathBuf>,
     pub max_payload_bytes: usize,
+    /// Tenant isolation of events (`--multi-tenant`).
+    pub multi_tenant: bool,
     /// Authentication flags and `auth:` section, resolved by [`auth`].
     pub auth: (auth::AuthArgs, auth::AuthFile),
     /// Limit flags and `limits:` section, resolved by [`limits`].
@@ -159,6 +168,7 @@ impl std::fmt::Debug for StandaloneConfig {
             .field("resolver_timeout", &self.resolver_timeout)
             .field("virtualenv", &self.virtualenv)
             .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("multi_tenant", &self.multi_tenant)
             .field("auth", &self.auth)
             .field("limits", &self.limits)
             .finish()
@@ -285,6 +295,7 @@ impl StandaloneConfig {
             resolver_timeout: Duration::from_millis(resolver_timeout_ms),
             virtualenv,
             max_payload_bytes,
+            multi_tenant: args.multi_tenant || file.multi_tenant.unwrap_or(false),
             auth: (args.auth, file.auth.unwrap_or_default()),
             limits: (args.limits, file.limits.unwrap_or_default()),
         })

@@ -1,14 +1,16 @@
 //! In-process [`Bus`] for `fanout standalone` and tests.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{Bus, BusMessage, BusSubscription};
-use crate::Result;
+use crate::{Error, Result};
 
 /// Capacity of each subscriber's queue; a full queue makes publishers wait.
 const SUBSCRIBER_QUEUE: usize = 4096;
@@ -25,6 +27,8 @@ struct Subject {
 #[derive(Clone, Default)]
 pub struct MemoryBus {
     subjects: Arc<DashMap<String, Subject>>,
+    /// Numbers the reply subjects of requests.
+    next_inbox: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for MemoryBus {
@@ -56,6 +60,21 @@ impl MemoryBus {
         }
         out
     }
+
+    /// Hands `msg` to every subscriber and one member of each queue group; returns how
+    /// many received it.
+    async fn deliver(&self, msg: BusMessage) -> usize {
+        // Collect targets first: no map guard is held across the await below.
+        let targets = self.targets(&msg.subject);
+        let mut delivered = 0;
+        for tx in targets {
+            // A receiver that went away is not an error: it unsubscribed.
+            if tx.send(msg.clone()).await.is_ok() {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
 }
 
 fn into_stream(rx: mpsc::Receiver<BusMessage>) -> BusSubscription {
@@ -67,16 +86,46 @@ fn into_stream(rx: mpsc::Receiver<BusMessage>) -> BusSubscription {
 #[async_trait::async_trait]
 impl Bus for MemoryBus {
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<()> {
-        // Collect targets first: no map guard is held across the await below.
-        for tx in self.targets(subject) {
-            let msg = BusMessage {
-                subject: subject.to_owned(),
-                payload: payload.clone(),
-            };
-            // A receiver that went away is not an error: it unsubscribed.
-            let _ = tx.send(msg).await;
-        }
+        self.deliver(BusMessage::new(subject, payload)).await;
         Ok(())
+    }
+
+    async fn publish_with_headers(
+        &self,
+        subject: &str,
+        headers: &[(&str, &str)],
+        payload: Bytes,
+    ) -> Result<()> {
+        let mut msg = BusMessage::new(subject, payload);
+        msg.headers = headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        self.deliver(msg).await;
+        Ok(())
+    }
+
+    async fn request(&self, subject: &str, payload: Bytes, timeout: Duration) -> Result<Bytes> {
+        let n = self.next_inbox.fetch_add(1, Ordering::Relaxed);
+        let inbox = format!("_INBOX.memory.{n}");
+        let mut replies = self.subscribe(&inbox).await?;
+        let mut msg = BusMessage::new(subject, payload);
+        msg.reply = Some(inbox.clone());
+        let outcome = if self.deliver(msg).await == 0 {
+            Err(Error::NoResponders {
+                subject: subject.to_owned(),
+            })
+        } else {
+            match tokio::time::timeout(timeout, replies.next()).await {
+                Ok(Some(reply)) => Ok(reply.payload),
+                Ok(None) | Err(_) => Err(Error::RequestTimedOut {
+                    subject: subject.to_owned(),
+                }),
+            }
+        };
+        drop(replies);
+        self.subjects.remove(&inbox);
+        outcome
     }
 
     async fn subscribe(&self, subject: &str) -> Result<BusSubscription> {
@@ -109,7 +158,6 @@ impl Bus for MemoryBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt;
 
     #[tokio::test]
     async fn subscribers_get_every_message_and_groups_share() {
@@ -144,5 +192,57 @@ mod tests {
             .await
             .expect("pub");
         assert!(bus.targets("s").is_empty());
+    }
+
+    #[tokio::test]
+    async fn request_gets_the_reply_of_one_responder() {
+        let bus = MemoryBus::new();
+        let mut responder = bus.queue_subscribe("svc", "g").await.expect("sub");
+        let answering = bus.clone();
+        let task = tokio::spawn(async move {
+            let msg = responder.next().await.expect("request");
+            let reply = msg.reply.expect("reply subject");
+            let mut answer = msg.payload.to_vec();
+            answer.reverse();
+            answering
+                .publish(&reply, Bytes::from(answer))
+                .await
+                .expect("reply");
+        });
+        let got = bus
+            .request("svc", Bytes::from_static(b"abc"), Duration::from_secs(5))
+            .await
+            .expect("request");
+        assert_eq!(&got[..], b"cba");
+        task.await.expect("responder");
+        assert!(bus.subjects.iter().all(|e| !e.key().starts_with("_INBOX")));
+    }
+
+    #[tokio::test]
+    async fn request_without_responders_or_reply_fails_by_kind() {
+        let bus = MemoryBus::new();
+        let err = bus
+            .request("nobody", Bytes::new(), Duration::from_secs(1))
+            .await
+            .expect_err("no responders");
+        assert!(matches!(err, Error::NoResponders { .. }), "{err}");
+
+        let _silent = bus.subscribe("silent").await.expect("sub");
+        let err = bus
+            .request("silent", Bytes::new(), Duration::from_millis(50))
+            .await
+            .expect_err("timeout");
+        assert!(matches!(err, Error::RequestTimedOut { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn headers_travel_with_the_message() {
+        let bus = MemoryBus::new();
+        let mut sub = bus.subscribe("s").await.expect("sub");
+        bus.publish_with_headers("s", &[("traceparent", "00-abc-def-01")], Bytes::new())
+            .await
+            .expect("pub");
+        let msg = sub.next().await.expect("msg");
+        assert_eq!(msg.header("TraceParent"), Some("00-abc-def-01"));
     }
 }

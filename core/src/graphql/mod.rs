@@ -3,6 +3,8 @@
 //! - [`schema`]: loads SDL, adds the built-in directives, reads `@channel`, `@auth`,
 //!   `@filter` off `Subscription` fields ([`Schema`], [`SubscriptionField`]).
 //! - [`channel_key`]: `@channel(key: "orders.{id}")` templates ([`ChannelKey`]).
+//! - [`limits`]: query depth and field-count limits ([`QueryLimits`]), checked
+//!   before validation.
 //! - [`prepare`]: parses and validates one subscribe request against the schema and
 //!   produces a [`Prepared`] subscription (field, arguments, channel, selection plan).
 //! - [`projection`]: projects a resolved JSON value onto the selection set
@@ -13,6 +15,7 @@
 
 pub mod channel_key;
 pub mod error;
+pub mod limits;
 pub mod prepare;
 pub mod projection;
 pub mod schema;
@@ -22,6 +25,7 @@ mod test_schema;
 
 pub use channel_key::{ChannelKey, ChannelKeyError};
 pub use error::{GraphQLError, Location, PathSegment};
-pub use prepare::{Prepared, SubscribeRequest, prepare};
+pub use limits::QueryLimits;
+pub use prepare::{Prepared, SubscribeRequest, prepare, prepare_with_limits};
 pub use projection::{Projected, SelectionPlan};
 pub use schema::{AuthRule, Schema, SchemaDiagnostic, SchemaErrors, SubscriptionField};

@@ -1,7 +1,8 @@
 //! Validating one subscribe request and preparing it for delivery.
 //!
 //! Steps, each reporting GraphQL errors with `extensions.code`:
-//! 1. parse the document (`GRAPHQL_PARSE_FAILED`);
+//! 1. parse the document (`GRAPHQL_PARSE_FAILED`) and check its depth and field count
+//!    (`QUERY_TOO_COMPLEX`, [`super::limits`]);
 //! 2. validate it against the schema (`GRAPHQL_VALIDATION_FAILED`);
 //! 3. pick the operation (`BAD_USER_INPUT` for a missing or unknown name) and refuse
 //!    queries and mutations (`OPERATION_NOT_SUPPORTED`);
@@ -23,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
 use super::selection::Compiler;
-use super::{GraphQLError, Location, Schema, SelectionPlan, SubscriptionField};
+use super::{GraphQLError, Location, QueryLimits, Schema, SelectionPlan, SubscriptionField};
 
 /// `extensions.code` of a document that does not parse.
 pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
@@ -79,8 +80,19 @@ pub struct Prepared {
 /// Every error is a GraphQL error with locations where the document has them. Queries
 /// and mutations are rejected; a subscription must select exactly one root field.
 pub fn prepare(schema: &Schema, request: &SubscribeRequest) -> Result<Prepared, Vec<GraphQLError>> {
+    prepare_with_limits(schema, request, &QueryLimits::default())
+}
+
+/// [`prepare`] with explicit complexity limits, checked right after parsing and before
+/// validation (`QUERY_TOO_COMPLEX`, see [`super::limits`]).
+pub fn prepare_with_limits(
+    schema: &Schema,
+    request: &SubscribeRequest,
+    limits: &QueryLimits,
+) -> Result<Prepared, Vec<GraphQLError>> {
     let ast = ast::Document::parse(request.query.as_str(), DOCUMENT_SOURCE)
         .map_err(|e| diagnostics(&e.errors, PARSE_FAILED))?;
+    super::limits::check(&ast, limits).map_err(|e| vec![e])?;
     let document = ast
         .to_executable_validate(schema.apollo())
         .map_err(|e| diagnostics(&e.errors, VALIDATION_FAILED))?;

@@ -14,6 +14,7 @@ use apollo_compiler::schema::{ExtendedType, FieldDefinition};
 use apollo_compiler::validation::{DiagnosticList, Valid};
 
 use super::ChannelKey;
+use crate::filter::Filter;
 
 /// Definitions of the built-in directives, one a line, keyed by name.
 const BUILT_IN_DIRECTIVES: [(&str, &str); 3] = [
@@ -57,8 +58,9 @@ pub struct SubscriptionField {
     pub channel: ChannelKey,
     /// `@auth`, when present.
     pub auth: Option<AuthRule>,
-    /// `@filter(expr:)` source, when present (evaluated by the security layer).
-    pub filter: Option<String>,
+    /// `@filter(expr:)`, compiled, when present: evaluated per event and shape before
+    /// the resolver runs (see [`crate::dispatch::EventGate`]).
+    pub filter: Option<Filter>,
     /// `@channel(userIndependent: true)`: the payload does not depend on who subscribes,
     /// so the subject and custom claims are left out of the shape and of the resolver's
     /// context.
@@ -384,18 +386,28 @@ fn read_field(
     });
 
     let filter = field.directives.get("filter").and_then(|directive| {
-        diagnostics.push(
-            schema,
-            directive.location(),
-            format!(
-                "`@filter` on `{root}.{name}`: @filter is not supported yet \
-                 (it would be ignored and deliver every event); remove it for now"
-            ),
-        );
-        directive
+        let Some(expr) = directive
             .specified_argument_by_name("expr")
             .and_then(|v| v.as_str())
-            .map(str::to_owned)
+        else {
+            diagnostics.push(
+                schema,
+                directive.location(),
+                format!("`@filter` on `{root}.{name}` needs a string `expr`"),
+            );
+            return None;
+        };
+        match Filter::compile(expr) {
+            Ok(filter) => Some(filter),
+            Err(e) => {
+                diagnostics.push(
+                    schema,
+                    directive.location(),
+                    format!("`@filter` on `{root}.{name}`: {e}"),
+                );
+                None
+            }
+        }
     });
 
     Some(SubscriptionField {

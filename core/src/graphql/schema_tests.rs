@@ -66,7 +66,7 @@ fn reports_every_problem_with_locations() {
                \x20 a(id: ID!): String\n\
                \x20 b(id: ID!): String @channel(key: \"b.{nope}\")\n\
                \x20 c: Unknown @channel(key: \"c\")\n\
-               \x20 d(x: Int): String @channel(key: \"d.{x}\") @filter(expr: \"true\")\n\
+               \x20 d(x: Int): String @channel(key: \"d.{x}\") @filter(expr: \"event.x ==\")\n\
                }\n\
                type Other { e: String @auth(roles: [\"x\"]) }\n";
     let list = errors(sdl);
@@ -82,7 +82,7 @@ fn reports_every_problem_with_locations() {
     assert_eq!(b.line, 4);
     let c = find("Unknown");
     assert_eq!(c.line, 5);
-    let d = find("@filter is not supported yet");
+    let d = find("`@filter` on `Subscription.d`: invalid CEL expression");
     assert_eq!(d.line, 6);
     assert!(d.column > 1);
     let e = find("`@auth` on `Other.e` has no effect");
@@ -110,12 +110,38 @@ fn reports_syntax_errors() {
 }
 
 #[test]
-fn keeps_filter_expression_for_later() {
-    // The diagnostic prevents loading; the expression is read all the same.
-    let list = errors(
-        "type Query { ok: Boolean }\ntype Subscription { a: String @channel(key: \"a\") @filter(expr: \"event.x == 1\") }",
+fn compiles_filters_at_load() {
+    let schema = Schema::parse(
+        "type Query { ok: Boolean }\ntype Subscription {\n  a(id: ID!): String @channel(key: \"a.{id}\") @filter(expr: \"event.x == 1 && args.id == claims.sub\")\n}",
+        "schema.graphql",
+    )
+    .expect("valid schema");
+    let a = schema.subscription_field("a").expect("field");
+    assert_eq!(
+        a.filter.as_ref().map(|f| f.source()),
+        Some("event.x == 1 && args.id == claims.sub")
     );
-    assert_eq!(list.len(), 1, "{list:?}");
+}
+
+#[test]
+fn bad_filters_are_load_errors_naming_the_field() {
+    let list = errors(
+        "type Query { ok: Boolean }\ntype Subscription {\n  a: String @channel(key: \"a\")\n  b: String @channel(key: \"b\") @filter(expr: \"evnt.x == 1\")\n  c: String @channel(key: \"c\") @filter(expr: \"event.x ==\")\n}",
+    );
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0].line, 4);
+    assert!(
+        list[0].message.contains("`@filter` on `Subscription.b`")
+            && list[0].message.contains("unknown variable `evnt`"),
+        "{list:?}"
+    );
+    assert_eq!(list[1].line, 5);
+    assert!(
+        list[1]
+            .message
+            .contains("`@filter` on `Subscription.c`: invalid CEL expression"),
+        "{list:?}"
+    );
 }
 
 #[test]

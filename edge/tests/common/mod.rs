@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fanout_core::graphql::Schema;
 use fanout_core::interest::InterestSink;
-use fanout_core::security::JwtVerifier;
+use fanout_core::security::{JwtVerifier, KeySource, VerifierConfig};
 use fanout_core::shape::{Shape, ShapeId};
 use fanout_edge::{Edge, EdgeConfig};
 use futures_util::{SinkExt, StreamExt};
@@ -124,6 +124,16 @@ pub fn schema() -> Arc<Schema> {
     Arc::new(Schema::parse(SDL, "test.graphql").expect("test schema parses"))
 }
 
+/// HS256 with [`SECRET`] and no leeway, so expiry tests close at `exp`.
+pub fn verifier() -> JwtVerifier {
+    JwtVerifier::new(VerifierConfig {
+        keys: vec![KeySource::Secret(SECRET.to_vec())],
+        leeway: Duration::ZERO,
+        ..VerifierConfig::default()
+    })
+    .expect("key")
+}
+
 pub fn token(claims: Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -144,7 +154,7 @@ pub struct TestEdge {
 
 impl TestEdge {
     pub async fn start(config: EdgeConfig) -> Self {
-        Self::start_with(config, JwtVerifier::hs256(SECRET).expect("key")).await
+        Self::start_with(config, verifier()).await
     }
 
     pub async fn start_with(config: EdgeConfig, verifier: JwtVerifier) -> Self {

@@ -1,4 +1,5 @@
-//! Admin HTTP endpoints: `/healthz` (live), `/readyz` (ready), `/metrics` (Prometheus).
+//! Admin HTTP endpoints of every role: `/healthz` (live), `/readyz` (ready),
+//! `/metrics` (Prometheus text).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,26 +13,40 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// The metrics recorder could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot install the metrics recorder: {0}")]
+pub struct AdminError(String);
+
 /// Shared state of the admin server.
 #[derive(Clone)]
+#[allow(missing_debug_implementations)]
 pub struct Admin {
     metrics: PrometheusHandle,
     ready: Arc<AtomicBool>,
 }
 
 impl Admin {
-    /// Installs the process-wide Prometheus recorder.
-    pub fn install() -> anyhow::Result<Self> {
+    /// Installs the process-wide Prometheus recorder (once per process).
+    pub fn install() -> Result<Self, AdminError> {
         let metrics = PrometheusBuilder::new()
             .set_buckets(&[
                 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
                 0.1, 0.25, 0.5, 1.0, 2.5,
-            ])?
-            .install_recorder()?;
+            ])
+            .map_err(|e| AdminError(e.to_string()))?
+            .install_recorder()
+            .map_err(|e| AdminError(e.to_string()))?;
+        crate::telemetry::zero_unlabelled_series();
         Ok(Self {
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Whether the process is marked ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
     }
 
     /// Marks the process ready or not ready.

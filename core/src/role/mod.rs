@@ -1,0 +1,77 @@
+//! What every role binary (`fanout-edge`, `fanout-router`, `fanout-worker`) does the
+//! same way: logging, the YAML config file, cluster flags (NATS and membership),
+//! readiness, and signals.
+
+pub mod cluster_args;
+pub mod config_file;
+pub mod liveness;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::Admin;
+
+/// Exit code for bad flags or configuration (EX_USAGE).
+pub const EXIT_USAGE: u8 = 64;
+
+/// Text logs (or JSON lines with `json`) on stderr, filtered by `FANOUT_LOG`
+/// (default `info`).
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FANOUT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Re-evaluates `ready` every 250 ms and publishes it on `/readyz` until `shutdown`.
+pub async fn follow_readiness(
+    admin: Admin,
+    ready: impl Fn() -> bool + Send + 'static,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => admin.set_ready(ready()),
+        }
+    }
+    admin.set_ready(false);
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// This host's name (the pod name in Kubernetes): `HOSTNAME`, else `/etc/hostname`,
+/// else one made from the process id.
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("fanout-{}", std::process::id()))
+}
