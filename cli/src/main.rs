@@ -5,18 +5,12 @@
 //! - `fanout subscribe`: a small graphql-transport-ws client ([`subscribe`]).
 //! - `fanout check`: validate a schema and a resolvers file ([`check`]).
 //!
-//! Configuration lives in [`config`], the embedded example in [`example`], signal handling in [`signals`].
-
-mod check;
-mod config;
-mod example;
-mod key_reload;
-mod publish;
-mod signals;
-mod standalone;
-mod subscribe;
+//! The subcommands live in the `fanout_cli` library, which the role binaries
+//! `fanout-edge` and `fanout-router` share.
 
 use std::process::ExitCode;
+
+use fanout_cli::{check, config, publish, standalone, subscribe};
 
 use clap::{Parser, Subcommand};
 

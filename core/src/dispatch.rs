@@ -166,6 +166,22 @@ impl DeliveryBatch {
         }
     }
 
+    /// One delivery per edge, stamped with the sequence number `seq` gives for that
+    /// edge; edges that were only [`Self::touch`]ed get an empty delivery, so the edge
+    /// can account for the sequence number and release later ones without waiting.
+    pub fn into_sequenced(
+        self,
+        mut seq: impl FnMut(&str) -> u64,
+    ) -> impl Iterator<Item = (String, Delivery)> {
+        let template = self.template;
+        self.per_edge.into_iter().map(move |(edge, items)| {
+            let mut d = template.clone();
+            d.items = items;
+            d.seq = seq(&edge);
+            (edge, d)
+        })
+    }
+
     /// One delivery per edge; edges whose deliveries would be empty are left out.
     pub fn into_deliveries(self) -> impl Iterator<Item = (String, Delivery)> {
         let template = self.template;

@@ -48,6 +48,8 @@ struct Cluster {
     log: Vec<(u64, String)>,
     /// Query parameters of every request, in order.
     requests: Vec<HashMap<String, String>>,
+    /// Bumped to end every open watch.
+    watch_generation: u64,
 }
 
 #[derive(Clone)]
@@ -55,8 +57,6 @@ struct FakeApi {
     cluster: Arc<Mutex<Cluster>>,
     /// Bumped on every change, to wake open watches.
     changed: watch::Sender<u64>,
-    /// Bumped to end every open watch.
-    close_watches: watch::Sender<u64>,
 }
 
 impl FakeApi {
@@ -64,7 +64,6 @@ impl FakeApi {
         Self {
             cluster: Arc::default(),
             changed: watch::channel(0).0,
-            close_watches: watch::channel(0).0,
         }
     }
 
@@ -102,6 +101,13 @@ impl FakeApi {
 
     fn delete(&self, slice: EndpointSlice) {
         self.record("DELETED", slice);
+    }
+
+    /// Ends every open watch, as the API server does when `timeoutSeconds` runs out.
+    /// A watch sends nothing recorded after this call.
+    fn close_watches(&self) {
+        self.lock().watch_generation += 1;
+        self.changed.send_modify(|_| {});
     }
 
     fn requests(&self) -> Vec<HashMap<String, String>> {
@@ -159,42 +165,45 @@ async fn endpointslices(
     .to_string();
     struct Watch {
         api: FakeApi,
+        generation: u64,
         sent_up_to: u64,
         pending: Vec<String>,
         changed: watch::Receiver<u64>,
-        closed: watch::Receiver<u64>,
     }
-    let mut closed = api.close_watches.subscribe();
-    closed.mark_unchanged();
+    let generation = api.lock().watch_generation;
     let state = Watch {
         changed: api.changed.subscribe(),
         api,
+        generation,
         sent_up_to: from,
         pending: vec![bookmark],
-        closed,
     };
     let stream = futures_util::stream::unfold(state, |mut w| async move {
         loop {
             if let Some(line) = w.pending.pop() {
                 return Some((Ok::<_, Infallible>(format!("{line}\n")), w));
             }
-            let fresh: Vec<(u64, String)> = w
-                .api
-                .lock()
-                .log
-                .iter()
-                .filter(|(rv, _)| *rv > w.sent_up_to)
-                .cloned()
-                .collect();
+            let fresh: Vec<(u64, String)> = {
+                // Generation and log read under one lock: nothing recorded after a
+                // close goes out on a closed watch.
+                let c = w.api.lock();
+                if c.watch_generation != w.generation {
+                    return None;
+                }
+                c.log
+                    .iter()
+                    .filter(|(rv, _)| *rv > w.sent_up_to)
+                    .cloned()
+                    .collect()
+            };
             if let Some((rv, _)) = fresh.last() {
                 w.sent_up_to = *rv;
                 // `pending` is popped from the back.
                 w.pending = fresh.into_iter().rev().map(|(_, line)| line).collect();
                 continue;
             }
-            tokio::select! {
-                r = w.changed.changed() => if r.is_err() { return None },
-                _ = w.closed.changed() => return None,
+            if w.changed.changed().await.is_err() {
+                return None;
             }
         }
     });
@@ -365,7 +374,7 @@ async fn member_set_follows_endpoint_slices() {
 
     // The API server ends the watch (timeoutSeconds); a change made meanwhile must
     // still arrive through the next watch, which resumes from the last resourceVersion.
-    api.close_watches.send_modify(|n| *n += 1);
+    api.close_watches();
     api.apply(slice_a(true));
     wait_for_members(
         &mut rx,
@@ -426,7 +435,7 @@ async fn member_set_follows_endpoint_slices() {
     shutdown.cancel();
     within(5, "the membership task to stop", members.stopped()).await;
     server_stop.cancel();
-    api.close_watches.send_modify(|n| *n += 1);
+    api.close_watches();
     within(5, "the fake API server to stop", server)
         .await
         .expect("server task")

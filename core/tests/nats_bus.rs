@@ -74,7 +74,8 @@ impl NatsServer {
 
     /// Starts on `port`, with the server configuration `config` (NATS conf syntax) if any.
     async fn start_on(port: u16, config: Option<&str>) -> Self {
-        let mut cmd = Command::new(nats_server_binary());
+        let binary = nats_server_binary();
+        let mut cmd = Command::new(&binary);
         cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -86,7 +87,12 @@ impl NatsServer {
             cmd.arg("-c").arg(&path);
             path
         });
-        let child = cmd.spawn().expect("start nats-server");
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e} (tests/run.sh installs nats-server)",
+                binary.display()
+            )
+        });
         let server = NatsServer {
             child,
             port,
@@ -139,7 +145,9 @@ async fn publish_subscribe_carries_payload_and_headers() {
     let mut sub = within(5, "subscribe", sub_bus.subscribe("fanout.test.a"))
         .await
         .expect("subscribe");
-    within(5, "flush", sub_bus.flush()).await.expect("flush");
+    within(5, "sync", sub_bus.sync(Duration::from_secs(5)))
+        .await
+        .expect("sync");
 
     within(
         5,
@@ -191,8 +199,12 @@ async fn queue_group_shares_messages_between_members() {
     let mut b = within(5, "sub b", b_bus.queue_subscribe("fanout.work", "workers"))
         .await
         .expect("sub b");
-    within(5, "flush a", a_bus.flush()).await.expect("flush");
-    within(5, "flush b", b_bus.flush()).await.expect("flush");
+    within(5, "sync a", a_bus.sync(Duration::from_secs(5)))
+        .await
+        .expect("sync");
+    within(5, "sync b", b_bus.sync(Duration::from_secs(5)))
+        .await
+        .expect("sync");
 
     const N: usize = 200;
     for i in 0..N {
@@ -201,9 +213,9 @@ async fn queue_group_shares_messages_between_members() {
             .await
             .expect("publish");
     }
-    within(5, "flush pub", pub_bus.flush())
+    within(5, "sync pub", pub_bus.sync(Duration::from_secs(5)))
         .await
-        .expect("flush");
+        .expect("sync");
 
     let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
     within(10, "all queued messages", async {
@@ -253,9 +265,9 @@ async fn request_reply_and_its_failures() {
     let mut requests = within(5, "sub", responder_bus.queue_subscribe("fanout.svc", "svc"))
         .await
         .expect("sub");
-    within(5, "flush", responder_bus.flush())
+    within(5, "sync", responder_bus.sync(Duration::from_secs(5)))
         .await
-        .expect("flush");
+        .expect("sync");
     let replier = responder_bus.clone();
     let task = tokio::spawn(async move {
         while let Some(msg) = requests.next().await {
@@ -293,9 +305,9 @@ async fn request_reply_and_its_failures() {
     let _silent = within(5, "sub", responder_bus.subscribe("fanout.silent"))
         .await
         .expect("sub");
-    within(5, "flush", responder_bus.flush())
+    within(5, "sync", responder_bus.sync(Duration::from_secs(5)))
         .await
-        .expect("flush");
+        .expect("sync");
     let err = within(
         10,
         "request to a silent subscriber",
@@ -323,7 +335,9 @@ async fn subscriptions_survive_a_server_restart() {
     )
     .await
     .expect("queue subscribe");
-    within(5, "flush", sub_bus.flush()).await.expect("flush");
+    within(5, "sync", sub_bus.sync(Duration::from_secs(5)))
+        .await
+        .expect("sync");
     within(
         5,
         "publish",
@@ -347,10 +361,14 @@ async fn subscriptions_survive_a_server_restart() {
         sub_bus.is_connected() && pub_bus.is_connected()
     })
     .await;
-    // The flush round trip orders after the re-sent SUBs, so the server has them now.
-    within(5, "flush after reconnect", sub_bus.flush())
-        .await
-        .expect("flush");
+    // The round trip orders after the re-sent SUBs, so the server has them now.
+    within(
+        5,
+        "sync after reconnect",
+        sub_bus.sync(Duration::from_secs(5)),
+    )
+    .await
+    .expect("sync");
     within(
         5,
         "publish",
@@ -418,7 +436,9 @@ mappings = {
     let mut double = within(5, "sub", bus.subscribe("fanout.q.*.*.*"))
         .await
         .expect("sub");
-    within(5, "flush", bus.flush()).await.expect("flush");
+    within(5, "sync", bus.sync(Duration::from_secs(5)))
+        .await
+        .expect("sync");
 
     for &(channel, pinned) in CHANNELS {
         let subject = format!("fanout.in.{channel}");

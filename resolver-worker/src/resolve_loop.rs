@@ -162,6 +162,11 @@ impl Worker {
             .zip(self.runtime.resolve_batch(input, calls).await)
             .collect();
         let mut batch = DeliveryBatch::new(meta, &task.router, event.published_at_us);
+        // Every edge the router numbered gets a delivery, empty if every shape skipped
+        // the event, so that the edge's reorder buffer need not wait for it.
+        for edge in task.edge_seq.keys() {
+            batch.touch(edge);
+        }
         for (i, (shape, edges)) in targets.iter().enumerate() {
             let payload = match outcomes.remove(&i) {
                 None | Some(ResolveOutcome::NoResolver) => passthrough(shape, &value, meta),
@@ -184,7 +189,10 @@ impl Worker {
             };
             batch.add(shape.id, &payload, edges);
         }
-        for (edge, delivery) in batch.into_deliveries() {
+        let deliveries = batch
+            .into_sequenced(|edge| task.edge_seq.get(edge).copied().unwrap_or(0))
+            .filter(|(_, d)| d.seq != 0 || !d.items.is_empty());
+        for (edge, delivery) in deliveries {
             match self
                 .bus
                 .publish(&subject::edge(&edge), delivery.encode_to_vec().into())

@@ -7,6 +7,9 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
 
 use fanout_core::bus::Bus;
 use fanout_core::dispatch::{DeliveryBatch, DeliveryPolicy, EventGate, passthrough};
@@ -21,6 +24,11 @@ use crate::owner::Stamped;
 /// Sends each stamped event towards the edges that want it.
 pub struct Dispatcher {
     router_id: String,
+    /// `router_id#start`: names this router incarnation's sequence numbers, so an edge
+    /// never mixes them up with those of an earlier run of the same router.
+    instance: String,
+    /// Next sequence number per edge (DESIGN §6).
+    seqs: DashMap<String, AtomicU64>,
     index: Arc<ChannelIndex>,
     bus: Arc<dyn Bus>,
     python_fields: HashSet<String>,
@@ -45,7 +53,13 @@ impl Dispatcher {
         python_fields: HashSet<String>,
         policy: DeliveryPolicy,
     ) -> Self {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
         Self {
+            instance: format!("{router_id}#{started}"),
+            seqs: DashMap::new(),
             router_id,
             index,
             bus,
@@ -56,6 +70,18 @@ impl Dispatcher {
 
     /// Dispatches one event. Bus failures are logged; the event is lost for the edges
     /// it could not reach (core mode is at-most-once).
+    /// The next sequence number for `edge` (starting at 1).
+    fn next_seq(&self, edge: &str) -> u64 {
+        if let Some(counter) = self.seqs.get(edge) {
+            return counter.fetch_add(1, Ordering::Relaxed) + 1;
+        }
+        self.seqs
+            .entry(edge.to_owned())
+            .or_insert_with(|| AtomicU64::new(0))
+            .fetch_add(1, Ordering::Relaxed)
+            + 1
+    }
+
     pub async fn dispatch(&self, stamped: Stamped) {
         let targets = {
             let event = &stamped.event;
@@ -86,12 +112,12 @@ impl Dispatcher {
             offset: stamped.offset,
             epoch: stamped.epoch,
         };
-        let mut batch = DeliveryBatch::new(meta, &self.router_id, stamped.event.published_at_us);
+        let mut batch = DeliveryBatch::new(meta, &self.instance, stamped.event.published_at_us);
         for target in &targets {
             let payload = passthrough(&target.shape, &stamped.event.value, meta);
             batch.add(target.shape.id, &payload, &target.edges);
         }
-        for (edge, delivery) in batch.into_deliveries() {
+        for (edge, delivery) in batch.into_sequenced(|edge| self.next_seq(edge)) {
             let bytes = delivery.encode_to_vec();
             match self.bus.publish(&subject::edge(&edge), bytes.into()).await {
                 Ok(()) => metrics::counter!(telemetry::DELIVERIES_SENT).increment(1),
@@ -102,6 +128,14 @@ impl Dispatcher {
 
     async fn to_workers(&self, stamped: Stamped, targets: Vec<crate::index::ShapeInterest>) {
         let event = stamped.event;
+        let mut edge_seq = std::collections::HashMap::new();
+        for target in &targets {
+            for edge in &target.edges {
+                if !edge_seq.contains_key(edge) {
+                    edge_seq.insert(edge.clone(), self.next_seq(edge));
+                }
+            }
+        }
         let task = ResolveTask {
             event: Some(Event {
                 channel: event.channel,
@@ -119,8 +153,8 @@ impl Dispatcher {
                     edges: t.edges,
                 })
                 .collect(),
-            edge_seq: Default::default(),
-            router: self.router_id.clone(),
+            edge_seq,
+            router: self.instance.clone(),
         };
         if let Err(e) = self
             .bus

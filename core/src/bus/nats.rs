@@ -79,13 +79,43 @@ impl NatsBus {
         })
     }
 
-    /// Waits until everything published and subscribed so far has reached the server.
+    /// Waits until everything published and subscribed so far is written to the socket.
+    /// The server may not have processed it yet: see [`Self::sync`] for that.
     pub async fn flush(&self) -> Result<()> {
         self.client.flush().await.map_err(|e| Error::Nats {
             op: "flush",
             subject: String::new(),
             source: Box::new(e),
         })
+    }
+
+    /// Waits, at most `timeout`, until the server has processed everything this
+    /// connection sent before: a message to a private inbox makes the round trip, and the
+    /// server handles one connection's operations in order. After it, a subscription
+    /// made here sees what any other connection publishes.
+    pub async fn sync(&self, timeout: Duration) -> Result<()> {
+        let inbox = self.client.new_inbox();
+        let timed_out = || Error::RequestTimedOut {
+            subject: inbox.clone(),
+        };
+        let round_trip = async {
+            let mut sub = self
+                .client
+                .subscribe(inbox.clone())
+                .await
+                .map_err(|e| nats_error("subscribe", &inbox)(Box::new(e)))?;
+            self.client
+                .publish(inbox.clone(), Bytes::new())
+                .await
+                .map_err(|e| nats_error("publish", &inbox)(Box::new(e)))?;
+            match sub.next().await {
+                Some(_) => Ok(()),
+                None => Err(timed_out()),
+            }
+        };
+        tokio::time::timeout(timeout, round_trip)
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
     }
 
     /// The underlying async-nats client, for what the [`Bus`] trait does not cover.

@@ -1,0 +1,23 @@
+//! `fanout-cli`: the `fanout` command and the cluster role binaries `fanout-edge` and
+//! `fanout-router`, which share its configuration (authentication, limits, TLS,
+//! publisher grants).
+//!
+//! - [`standalone`]: every role in one process on the in-memory bus.
+//! - [`edge_role`], [`router_role`]: one role per process, joined by NATS and gRPC.
+//! - [`publish`], [`subscribe`]: small clients; [`check`]: schema and resolver checks.
+//! - [`config`]: flags, `FANOUT_*` variables and the YAML file of `fanout standalone`,
+//!   with the [`config::auth`] and [`config::limits`] parts the role binaries reuse.
+//! - [`example`]: the bundled example; [`key_reload`]: JWT key file reloading;
+//!   [`signals`]: SIGTERM/SIGINT.
+
+pub mod check;
+pub mod config;
+pub mod edge_role;
+pub mod example;
+pub mod key_reload;
+pub mod publish;
+pub mod router_role;
+pub mod schema_file;
+pub mod signals;
+pub mod standalone;
+pub mod subscribe;
