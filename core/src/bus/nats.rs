@@ -21,6 +21,10 @@ use crate::{Error, Result};
 /// Longest wait between two reconnect attempts.
 pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
+/// Interval of client pings: a connection whose server stopped answering (no TCP reset,
+/// e.g. a partitioned node) counts as disconnected after about three of them.
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Delay before reconnect attempt `attempts` (1-based): 0, then 50 ms doubling up to
 /// [`MAX_RECONNECT_DELAY`].
 fn reconnect_delay(attempts: usize) -> Duration {
@@ -62,6 +66,7 @@ impl NatsBus {
             .name(name)
             .retry_on_initial_connect()
             .max_reconnects(None)
+            .ping_interval(PING_INTERVAL)
             .reconnect_delay_callback(reconnect_delay)
             .event_callback(move |event| {
                 let name = log_name.clone();
