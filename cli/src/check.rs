@@ -39,16 +39,18 @@ pub fn main(args: CheckArgs) -> ExitCode {
                         .iter()
                         .map(|d| format!("{}:{}: {}", d.file, d.line, d.message)),
                 );
-                Vec::new()
+                // The schema has problems, but its Subscription fields are usually still
+                // readable: use them so resolvers are checked against them too.
+                declared_subscription_fields(&sdl, &name)
             }
         },
     };
     if let Some(resolvers) = &args.resolvers {
-        let schema_ok = problems.is_empty();
+        let fields_known = !fields.is_empty() || problems.is_empty();
         for d in fanout_resolver_worker::check_resolvers(resolvers, &fields) {
-            // Without a valid schema every field would look unknown: report only the
-            // Python problems then.
-            if !schema_ok && d.message.contains("unknown Subscription field") {
+            // When not even the field names could be read, every field would look
+            // unknown: report only the Python problems then.
+            if !fields_known && d.message.contains("unknown Subscription field") {
                 continue;
             }
             problems.push(format!("{}:{}: {}", d.file, d.line, d.message));
@@ -62,5 +64,25 @@ pub fn main(args: CheckArgs) -> ExitCode {
             println!("{p}");
         }
         ExitCode::from(1)
+    }
+}
+
+/// The field names of the subscription root type as written, without validation.
+fn declared_subscription_fields(sdl: &str, name: &str) -> Vec<String> {
+    let schema = match apollo_compiler::Schema::parse(sdl, name) {
+        Ok(schema) => schema,
+        Err(with_errors) => with_errors.partial,
+    };
+    let root = schema
+        .schema_definition
+        .subscription
+        .as_ref()
+        .map(|n| n.name.to_string())
+        .unwrap_or_else(|| "Subscription".to_owned());
+    match schema.types.get(root.as_str()) {
+        Some(apollo_compiler::schema::ExtendedType::Object(object)) => {
+            object.fields.keys().map(ToString::to_string).collect()
+        }
+        _ => Vec::new(),
     }
 }

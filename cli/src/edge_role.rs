@@ -27,7 +27,7 @@ use crate::{key_reload, schema_file};
 
 /// A Fanout edge: WebSocket connections, local shapes, deliveries.
 #[derive(Debug, Parser)]
-#[command(name = "fanout-edge", version, about, args_override_self = true)]
+#[command(name = "fanout-edge", version, args_override_self = true)]
 pub struct EdgeArgs {
     /// YAML file whose keys are these flags' long names (`nats_url: ...`).
     #[arg(long, env = "FANOUT_CONFIG", value_name = "FILE")]

@@ -26,7 +26,7 @@ use crate::schema_file;
 
 /// A Fanout router: publish API, partition ownership, channel index and dispatch.
 #[derive(Debug, Parser)]
-#[command(name = "fanout-router", version, about, args_override_self = true)]
+#[command(name = "fanout-router", version, args_override_self = true)]
 pub struct RouterArgs {
     /// YAML file whose keys are these flags' long names (`nats_url: ...`).
     #[arg(long, env = "FANOUT_CONFIG", value_name = "FILE")]

@@ -19,6 +19,7 @@
 
 pub mod binary;
 pub mod cli;
+pub mod cluster;
 pub mod fixtures;
 pub mod grpc;
 pub mod keys;

@@ -64,7 +64,8 @@ async fn graphql_ws_npm_client_receives_payloads() -> Result<()> {
     ])?;
     wait_eq(&fanout.admin_url, "fanout_edge_subscriptions", &[], 1.0).await?;
     let mut p = Publisher::connect(&fanout.grpc_url).await?;
-    for cents in [100, 200, 300] {
+    // Non-integral totals: JavaScript prints 1.0 as 1.
+    for cents in [150, 250, 350] {
         p.publish(
             "enriched.js",
             &json!({ "id": "js", "status": "paid", "cents": cents, "items": [] }),
@@ -83,7 +84,7 @@ async fn graphql_ws_npm_client_receives_payloads() -> Result<()> {
     for (i, p) in payloads.iter().enumerate() {
         let want = json!({ "enriched": {
             "id": "js",
-            "total": (i + 1) as f64,
+            "total": i as f64 + 1.5,
             "note": "order js on enriched.js",
         }});
         ensure!(p["data"] == want, "payload {i}: {p} != {want}");

@@ -138,6 +138,8 @@ async fn complete_stops_delivery_at_once() -> Result<()> {
         "first event"
     );
     c.complete("a").await?;
+    // The pong proves the server has read the complete (messages are handled in order).
+    c.ping().await?;
     // No `complete` comes back for a client-initiated complete, and no more events.
     publisher.publish("tick.c", &json!({ "n": 2 })).await?;
     publisher
