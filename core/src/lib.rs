@@ -23,6 +23,7 @@
 //! - [`membership`]: which routers are in the cluster (static list or Kubernetes
 //!   EndpointSlices) and which owns each partition (rendezvous hashing).
 //! - [`rate`]: token buckets for subscribe and publish rate limits.
+//! - [`trace`]: W3C `traceparent` propagation from publish to edge.
 //! - [`telemetry`]: metric names, built in one place.
 //! - [`error`]: the crate's error type.
 
@@ -42,5 +43,6 @@ pub mod security;
 pub mod shape;
 pub mod subject;
 pub mod telemetry;
+pub mod trace;
 
 pub use error::{Error, Result};

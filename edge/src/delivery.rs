@@ -48,8 +48,21 @@ impl Edge {
                     let Some(msg) = msg else {
                         return Err(Error::DeliveryStreamEnded { subject });
                     };
+                    let trace_id = msg
+                        .header(fanout_core::trace::TRACEPARENT)
+                        .and_then(fanout_core::trace::trace_id)
+                        .map(str::to_owned);
                     match Delivery::decode(msg.payload) {
-                        Ok(delivery) => reorder.push(delivery, Instant::now(), &mut ready),
+                        Ok(delivery) => {
+                            tracing::debug!(
+                                trace_id,
+                                channel = %delivery.channel,
+                                offset = delivery.offset,
+                                seq = delivery.seq,
+                                "delivery received"
+                            );
+                            reorder.push(delivery, Instant::now(), &mut ready);
+                        }
                         Err(e) => tracing::warn!(%subject, error = %e, "undecodable delivery skipped"),
                     }
                 }

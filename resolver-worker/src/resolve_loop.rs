@@ -192,10 +192,26 @@ impl Worker {
         let deliveries = batch
             .into_sequenced(|edge| task.edge_seq.get(edge).copied().unwrap_or(0))
             .filter(|(_, d)| d.seq != 0 || !d.items.is_empty());
+        let traceparent = fanout_core::trace::child_of(
+            event
+                .headers
+                .get(fanout_core::trace::TRACEPARENT)
+                .map(String::as_str),
+        );
+        tracing::debug!(
+            trace_id = fanout_core::trace::trace_id(&traceparent),
+            channel = %event.channel,
+            offset = event.offset,
+            "resolved"
+        );
         for (edge, delivery) in deliveries {
             match self
                 .bus
-                .publish(&subject::edge(&edge), delivery.encode_to_vec().into())
+                .publish_with_headers(
+                    &subject::edge(&edge),
+                    &[(fanout_core::trace::TRACEPARENT, &traceparent)],
+                    delivery.encode_to_vec().into(),
+                )
                 .await
             {
                 Ok(()) => metrics::counter!(telemetry::DELIVERIES_SENT).increment(1),

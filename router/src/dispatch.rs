@@ -14,7 +14,7 @@ use dashmap::DashMap;
 use fanout_core::bus::Bus;
 use fanout_core::dispatch::{DeliveryBatch, DeliveryPolicy, EventGate, passthrough};
 use fanout_core::render::EventMeta;
-use fanout_core::{subject, telemetry};
+use fanout_core::{subject, telemetry, trace};
 use fanout_proto::v1::{Event, ResolveTask, ShapeTarget};
 use prost::Message;
 
@@ -117,9 +117,29 @@ impl Dispatcher {
             let payload = passthrough(&target.shape, &stamped.event.value, meta);
             batch.add(target.shape.id, &payload, &target.edges);
         }
+        let parent = stamped
+            .event
+            .headers
+            .get(trace::TRACEPARENT)
+            .map(String::as_str);
+        let traceparent = trace::child_of(parent);
+        tracing::debug!(
+            trace_id = trace::trace_id(&traceparent),
+            channel = %stamped.event.channel,
+            offset = stamped.offset,
+            "dispatching inline"
+        );
         for (edge, delivery) in batch.into_sequenced(|edge| self.next_seq(edge)) {
             let bytes = delivery.encode_to_vec();
-            match self.bus.publish(&subject::edge(&edge), bytes.into()).await {
+            match self
+                .bus
+                .publish_with_headers(
+                    &subject::edge(&edge),
+                    &[(trace::TRACEPARENT, &traceparent)],
+                    bytes.into(),
+                )
+                .await
+            {
                 Ok(()) => metrics::counter!(telemetry::DELIVERIES_SENT).increment(1),
                 Err(e) => tracing::warn!(%edge, error = %e, "delivery not sent"),
             }
@@ -128,6 +148,14 @@ impl Dispatcher {
 
     async fn to_workers(&self, stamped: Stamped, targets: Vec<crate::index::ShapeInterest>) {
         let event = stamped.event;
+        let traceparent =
+            trace::child_of(event.headers.get(trace::TRACEPARENT).map(String::as_str));
+        tracing::debug!(
+            trace_id = trace::trace_id(&traceparent),
+            channel = %event.channel,
+            offset = stamped.offset,
+            "sending to resolver workers"
+        );
         let mut edge_seq = std::collections::HashMap::new();
         for target in &targets {
             for edge in &target.edges {
@@ -158,7 +186,11 @@ impl Dispatcher {
         };
         if let Err(e) = self
             .bus
-            .publish(subject::RESOLVE, task.encode_to_vec().into())
+            .publish_with_headers(
+                subject::RESOLVE,
+                &[(trace::TRACEPARENT, &traceparent)],
+                task.encode_to_vec().into(),
+            )
             .await
         {
             tracing::warn!(error = %e, "resolve task not sent");

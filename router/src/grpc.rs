@@ -105,6 +105,14 @@ impl Caller {
     }
 }
 
+/// The caller's `traceparent` metadata, if any.
+fn traceparent(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
+    metadata
+        .get(fanout_core::trace::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 fn refused(reason: &'static str) {
     metrics::counter!(telemetry::ROUTER_PUBLISH_REFUSALS, "reason" => reason).increment(1);
 }
@@ -118,7 +126,9 @@ impl Publisher for PublisherService {
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishReply>, Status> {
         let caller = self.authenticate(&request)?;
-        let request = request.into_inner();
+        let incoming = traceparent(request.metadata());
+        let mut request = request.into_inner();
+        fanout_core::trace::ensure(&mut request.headers, incoming.as_deref());
         caller.admit(&self.rate, &request.channel)?;
         let reply = self.router.publish(request).await?;
         Ok(Response::new(reply))
@@ -135,32 +145,40 @@ impl Publisher for PublisherService {
         request: Request<Streaming<PublishRequest>>,
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
         let caller = self.authenticate(&request)?;
+        let incoming = traceparent(request.metadata());
         let service = self.clone();
         let requests = request.into_inner();
         let replies = futures_util::stream::unfold(
             (requests, service, caller, 0usize, false),
-            |(mut requests, service, caller, index, done)| async move {
-                if done {
-                    return None;
-                }
-                let next = requests.next().await?;
-                let item = match next {
-                    Ok(req) => match caller.admit(&service.rate, &req.channel) {
-                        Err(status) => Err(Status::new(
-                            status.code(),
-                            format!("request #{index}: {}", status.message()),
-                        )),
-                        Ok(()) => service.router.publish(req).await.map_err(|e| match e {
-                            Error::InvalidRequest(m) => {
-                                Status::new(Code::InvalidArgument, format!("request #{index}: {m}"))
+            move |(mut requests, service, caller, index, done)| {
+                let incoming = incoming.clone();
+                async move {
+                    if done {
+                        return None;
+                    }
+                    let next = requests.next().await?;
+                    let item = match next {
+                        Ok(mut req) => match caller.admit(&service.rate, &req.channel) {
+                            Err(status) => Err(Status::new(
+                                status.code(),
+                                format!("request #{index}: {}", status.message()),
+                            )),
+                            Ok(()) => {
+                                fanout_core::trace::ensure(&mut req.headers, incoming.as_deref());
+                                service.router.publish(req).await.map_err(|e| match e {
+                                    Error::InvalidRequest(m) => Status::new(
+                                        Code::InvalidArgument,
+                                        format!("request #{index}: {m}"),
+                                    ),
+                                    other => other.into(),
+                                })
                             }
-                            other => other.into(),
-                        }),
-                    },
-                    Err(status) => Err(status),
-                };
-                let failed = item.is_err();
-                Some((item, (requests, service, caller, index + 1, failed)))
+                        },
+                        Err(status) => Err(status),
+                    };
+                    let failed = item.is_err();
+                    Some((item, (requests, service, caller, index + 1, failed)))
+                }
             },
         );
         Ok(Response::new(Box::pin(replies)))
