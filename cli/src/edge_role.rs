@@ -22,7 +22,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::auth::{self, AuthArgs, AuthFile};
 use crate::config::limits::{self, LimitArgs, LimitsFile};
-use crate::router_role::{block_on, parse};
 use crate::{key_reload, schema_file};
 
 /// A Fanout edge: WebSocket connections, local shapes, deliveries.
@@ -86,7 +85,7 @@ pub struct EdgeArgs {
 
 /// Entry point of `fanout-edge`.
 pub fn main() -> ExitCode {
-    let args = match parse::<EdgeArgs>() {
+    let args = match role::parse_args::<EdgeArgs>() {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -109,7 +108,7 @@ pub fn main() -> ExitCode {
         return ExitCode::from(role::EXIT_USAGE);
     }
     role::init_logging(args.log_json);
-    block_on(run(args))
+    role::block_on(run(args))
 }
 
 async fn run(args: EdgeArgs) -> anyhow::Result<()> {

@@ -7,8 +7,7 @@
 //! - [`publish`], [`subscribe`]: small clients; [`check`]: schema and resolver checks.
 //! - [`config`]: flags, `FANOUT_*` variables and the YAML file of `fanout standalone`,
 //!   with the [`config::auth`] and [`config::limits`] parts the role binaries reuse.
-//! - [`example`]: the bundled example; [`key_reload`]: JWT key file reloading;
-//!   [`signals`]: SIGTERM/SIGINT.
+//! - [`example`]: the bundled example; [`key_reload`]: JWT key file reloading.
 
 pub mod check;
 pub mod config;
@@ -18,6 +17,5 @@ pub mod key_reload;
 pub mod publish;
 pub mod router_role;
 pub mod schema_file;
-pub mod signals;
 pub mod standalone;
 pub mod subscribe;

@@ -67,7 +67,7 @@ pub struct RouterArgs {
 
 /// Entry point of `fanout-router`.
 pub fn main() -> ExitCode {
-    let args = match parse::<RouterArgs>() {
+    let args = match role::parse_args::<RouterArgs>() {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -82,41 +82,7 @@ pub fn main() -> ExitCode {
         return ExitCode::from(role::EXIT_USAGE);
     }
     role::init_logging(args.log_json);
-    block_on(run(args))
-}
-
-/// Parses the command line (with the config file's entries) or returns the exit code.
-pub(crate) fn parse<T: Parser>() -> Result<T, ExitCode> {
-    let raw = role::config_file::expand(std::env::args_os().collect()).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(role::EXIT_USAGE)
-    })?;
-    T::try_parse_from(raw).map_err(|e| {
-        let code = if e.use_stderr() { role::EXIT_USAGE } else { 0 };
-        let _ = e.print();
-        ExitCode::from(code)
-    })
-}
-
-/// Runs `fut` on a multi-threaded runtime and maps its result to an exit code.
-pub(crate) fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(fut) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    role::block_on(run(args))
 }
 
 async fn run(args: RouterArgs) -> anyhow::Result<()> {

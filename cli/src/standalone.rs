@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Source, StandaloneArgs, StandaloneConfig};
-use crate::{config, example, key_reload, signals};
+use crate::{config, example, key_reload};
 use fanout_core::admin::Admin;
 
 /// Exit code for bad flags or configuration (EX_USAGE).
@@ -30,7 +30,7 @@ const GRACE: Duration = Duration::from_secs(10);
 /// Entry point of the subcommand.
 pub async fn main(args: StandaloneArgs) -> ExitCode {
     let log_json = args.log_json;
-    init_logging(log_json);
+    fanout_core::role::init_logging(log_json);
     let mut config = match StandaloneConfig::resolve(args) {
         Ok(c) => c,
         Err(problems) => {
@@ -68,19 +68,6 @@ pub async fn main(args: StandaloneArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FANOUT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
 }
 
 /// Schema text, its name in diagnostics, and the resolvers file to import.
@@ -303,7 +290,7 @@ async fn run(
     }
 
     tokio::select! {
-        () = signals::terminated() => tracing::info!("shutting down"),
+        () = fanout_core::role::terminated() => tracing::info!("shutting down"),
         () = failed.cancelled() => tracing::error!("a server failed; shutting down"),
     }
     admin.set_ready(false);

@@ -57,43 +57,16 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = match role::config_file::expand(std::env::args_os().collect()) {
+    let args = match role::parse_args::<Args>() {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(role::EXIT_USAGE);
-        }
-    };
-    let args = match Args::try_parse_from(args) {
-        Ok(a) => a,
-        Err(e) => {
-            let code = if e.use_stderr() { role::EXIT_USAGE } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     if args.resolver_timeout_ms == 0 {
         eprintln!("error: --resolver-timeout-ms must be at least 1");
         return ExitCode::from(role::EXIT_USAGE);
     }
     role::init_logging(args.log_json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    role::block_on(run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

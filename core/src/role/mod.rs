@@ -75,3 +75,42 @@ pub fn host_name() -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("fanout-{}", std::process::id()))
 }
+
+/// Parses the command line of a role binary, with the config file's entries placed
+/// first (see [`config_file`]); on failure prints the problem and returns the exit code
+/// (0 for `--help`/`--version`, [`EXIT_USAGE`] otherwise).
+pub fn parse_args<T: clap::Parser>() -> Result<T, std::process::ExitCode> {
+    let raw = config_file::expand(std::env::args_os().collect()).map_err(|e| {
+        eprintln!("error: {e}");
+        std::process::ExitCode::from(EXIT_USAGE)
+    })?;
+    T::try_parse_from(raw).map_err(|e| {
+        let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+        let _ = e.print();
+        std::process::ExitCode::from(code)
+    })
+}
+
+/// Runs `fut` on a multi-threaded runtime; an error is printed with its causes and
+/// exits with 1.
+pub fn block_on<E: std::fmt::Debug>(
+    fut: impl std::future::Future<Output = Result<(), E>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:?}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
