@@ -53,6 +53,10 @@ pub async fn live_members(
         let configured = members.subscribe();
         let mut seen: HashMap<String, Instant> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_millis(200));
+        // Listen for a full heartbeat period before the first verdict, so that a process
+        // starts with every running router in view instead of the first one it hears
+        // (which would move partitions twice during a cluster's start).
+        let warm_until = Instant::now() + DEAD_AFTER;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -66,6 +70,9 @@ pub async fn live_members(
                 },
                 _ = tick.tick() => {
                     let now = Instant::now();
+                    if now < warm_until {
+                        continue;
+                    }
                     seen.retain(|_, at| now.duration_since(*at) < DEAD_AFTER * 4);
                     let live = MemberSet::new(
                         configured
