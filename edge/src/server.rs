@@ -43,7 +43,8 @@ impl Edge {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        self.serve_on(listener, shutdown).await
+        self.serve_on(crate::listener::NoDelayListener(listener), shutdown)
+            .await
     }
 
     /// [`Edge::serve`] with TLS terminated on `listener` by `tls` (see [`crate::tls`]).

@@ -307,22 +307,31 @@ impl Nats {
             ["-a", "127.0.0.1", "-p", port.as_str()],
         )?;
         let addr = format!("127.0.0.1:{}", self.port);
-        let greeted = eventually(Duration::from_secs(15), "nats-server greeting", || {
-            let addr = addr.clone();
-            async move {
-                let Ok(tcp) = tokio::net::TcpStream::connect(&addr).await else {
-                    return Ok(None);
-                };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            // A server that could not bind its port exits: report that at once.
+            proc.ensure_running()?;
+            if let Ok(Ok(tcp)) = within(
+                Duration::from_secs(2),
+                "NATS connect",
+                tokio::net::TcpStream::connect(&addr),
+            )
+            .await
+            {
                 let mut line = String::new();
                 let mut reader = tokio::io::BufReader::new(tcp);
-                within(STEP, "nats INFO", reader.read_line(&mut line)).await??;
-                Ok(line.starts_with("INFO").then_some(()))
+                let read = within(STEP, "nats INFO", reader.read_line(&mut line)).await;
+                if matches!(read, Ok(Ok(_))) && line.starts_with("INFO") {
+                    break;
+                }
             }
-        })
-        .await;
-        if let Err(e) = greeted {
-            proc.ensure_running()?;
-            return Err(e);
+            if Instant::now() >= deadline {
+                bail!(
+                    "nats-server on {addr} did not greet within 15 s; output:\n{}",
+                    proc.output()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.proc = Some(proc);
         Ok(())
@@ -496,7 +505,29 @@ pub struct Cluster {
 impl Cluster {
     /// Starts NATS, then routers, workers and edges, and waits until every `/readyz`
     /// answers 200.
+    ///
+    /// A free port can be taken by another process between the harness picking it and
+    /// a role binding it; a start that fails with "Address already in use" is retried
+    /// on fresh ports (twice at most). Any other failure is reported as it is.
     pub async fn start(spec: ClusterSpec) -> Result<Cluster> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_once(&spec).await {
+                Err(e)
+                    if attempt < 3
+                        && format!("{e:#}")
+                            .to_lowercase()
+                            .contains("address already in use") =>
+                {
+                    eprintln!("cluster start lost a port race, retrying: {e:#}");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(spec: &ClusterSpec) -> Result<Cluster> {
         let bins = tokio::task::spawn_blocking(cluster_bins)
             .await
             .context("binary builder panicked")??
