@@ -72,6 +72,8 @@ pub fn main() -> ExitCode {
         Err(code) => return code,
     };
     let mut problems = args.cluster.problems();
+    let id = args.router_id.clone().unwrap_or_else(role::host_name);
+    problems.extend(args.cluster.check_router_id(&id));
     if args.max_payload_bytes == 0 {
         problems.push("--max-payload-bytes must be at least 1".into());
     }

@@ -23,6 +23,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::Router;
 
+/// How long a router waits after taking over a partition before it accepts publishes
+/// for it (edges re-send moved interest within this time).
+pub const TAKEOVER_SETTLE: std::time::Duration = std::time::Duration::from_millis(750);
+
 /// Follows `members` and keeps `router`'s owned partitions and their bus ingress in
 /// line with the partition map, until `shutdown`.
 pub async fn run_ownership(
@@ -35,6 +39,7 @@ pub async fn run_ownership(
     let id = router.config().router_id.clone();
     let partitions = router.config().partitions;
     let mut ingress: HashMap<u32, CancellationToken> = HashMap::new();
+    let mut first_round = true;
     loop {
         let set = members.borrow_and_update().clone();
         let map = PartitionMap::new(partitions, &set);
@@ -57,9 +62,28 @@ pub async fn run_ownership(
                                 sub,
                                 stop.clone(),
                             ));
-                            ingress.insert(p, stop);
-                            if let Err(e) = router.set_owned(p, true).await {
-                                tracing::warn!(partition = p, error = %e, "cannot take partition");
+                            ingress.insert(p, stop.clone());
+                            if first_round {
+                                if let Err(e) = router.set_owned(p, true).await {
+                                    tracing::warn!(partition = p, error = %e, "cannot take partition");
+                                }
+                            } else {
+                                // A partition taken over from another router: give edges
+                                // time to re-send the interest that moved before accepting
+                                // publishes, so acknowledged events are not dispatched to
+                                // an index that is still empty. Publishers meanwhile get
+                                // UNAVAILABLE and retry.
+                                let router = router.clone();
+                                tracker.spawn(async move {
+                                    tokio::select! {
+                                        () = stop.cancelled() => {}
+                                        () = tokio::time::sleep(TAKEOVER_SETTLE) => {
+                                            if let Err(e) = router.set_owned(p, true).await {
+                                                tracing::warn!(partition = p, error = %e, "cannot take partition");
+                                            }
+                                        }
+                                    }
+                                });
                             }
                             gained += 1;
                         }
@@ -88,6 +112,7 @@ pub async fn run_ownership(
                 "partition ownership changed"
             );
         }
+        first_round = false;
         tokio::select! {
             () = shutdown.cancelled() => break,
             changed = members.changed() => if changed.is_err() { break },

@@ -42,6 +42,21 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
+    /// Checks that router `id` is one of the static members (a router outside the list
+    /// would never own anything).
+    pub fn check_router_id(&self, id: &str) -> Option<String> {
+        if self.membership != MembershipKind::Static {
+            return None;
+        }
+        let members = parse_static(&self.members).ok()?;
+        (!members.contains(id)).then(|| {
+            format!(
+                "--router-id {id} is not one of --members ({})",
+                members.ids().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+
     /// Checks the flags; returns every problem.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
