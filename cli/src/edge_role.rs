@@ -14,11 +14,10 @@ use anyhow::Context;
 use clap::Parser;
 use fanout_core::admin::Admin;
 use fanout_core::bus::Bus;
+use fanout_core::role::servers::Servers;
 use fanout_core::role::{self, cluster_args::ClusterArgs, liveness};
 use fanout_edge::interest_client::ClusterInterest;
 use fanout_edge::{Edge, EdgeConfig};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::auth::{self, AuthArgs, AuthFile};
 use crate::config::limits::{self, LimitArgs, LimitsFile};
@@ -136,8 +135,8 @@ async fn run(args: EdgeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to NATS at {}", args.cluster.nats_url))?;
     let bus: Arc<dyn Bus> = nats;
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
+    let servers = Servers::new();
+    let (shutdown, tracker) = (servers.shutdown.clone(), servers.tracker.clone());
 
     let members = args.cluster.members(shutdown.clone()).await?;
     let live = liveness::live_members(bus.clone(), members, &tracker, shutdown.clone()).await?;
@@ -179,24 +178,21 @@ async fn run(args: EdgeArgs) -> anyhow::Result<()> {
             }
         });
     }
-    let failed = CancellationToken::new();
     {
         let edge = edge.clone();
         let stop = shutdown.clone();
-        let failed = failed.clone();
         let tls = limits.ws_tls;
-        tracker.spawn(async move {
-            let result = match tls {
+        servers.spawn("WebSocket", async move {
+            match tls {
                 Some(tls) => edge.serve_tls(ws_listener, tls, stop).await,
                 None => edge.serve(ws_listener, stop).await,
-            };
-            if let Err(e) = result {
-                tracing::error!(error = %e, "WebSocket server failed");
-                failed.cancel();
             }
         });
     }
-    tracker.spawn(admin.clone().serve(admin_listener, shutdown.clone()));
+    servers.spawn(
+        "admin",
+        admin.clone().serve(admin_listener, shutdown.clone()),
+    );
     {
         let bus = bus.clone();
         let interest = interest.clone();
@@ -207,14 +203,8 @@ async fn run(args: EdgeArgs) -> anyhow::Result<()> {
         ));
     }
     tracing::info!(edge = %id, listen = %args.listen, nats = %args.cluster.nats_url, "fanout-edge running");
-    tokio::select! {
-        () = role::terminated() => tracing::info!("shutting down"),
-        () = failed.cancelled() => tracing::error!("a server failed; shutting down"),
-    }
-    shutdown.cancel();
-    tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
-    if failed.is_cancelled() {
+    servers.wait_for_stop().await;
+    if servers.stop().await {
         anyhow::bail!("a server failed");
     }
     Ok(())

@@ -9,17 +9,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use fanout_core::admin::Admin;
 use fanout_core::bus::Bus;
+use fanout_core::role::servers::Servers;
 use fanout_core::role::{self, cluster_args::ClusterArgs, liveness};
 use fanout_router::interest_server::InterestService;
 use fanout_router::{Router, RouterConfig};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::limits::{self, LimitArgs, LimitsFile};
 use crate::schema_file;
@@ -109,8 +107,8 @@ async fn run(args: RouterArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to NATS at {}", args.cluster.nats_url))?;
     let bus: Arc<dyn Bus> = nats;
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
+    let servers = Servers::new();
+    let (shutdown, tracker) = (servers.shutdown.clone(), servers.tracker.clone());
 
     let router = Router::start_cluster(
         RouterConfig {
@@ -139,24 +137,20 @@ async fn run(args: RouterArgs) -> anyhow::Result<()> {
         tracker.clone(),
         shutdown.clone(),
     ));
-    let failed = CancellationToken::new();
     {
         let interest = InterestService::new(router.index(), schema.clone());
         let router = router.clone();
         let stop = shutdown.clone();
-        let failed = failed.clone();
         let security = limits.grpc;
-        tracker.spawn(async move {
-            if let Err(e) =
-                fanout_router::grpc::serve_cluster(router, interest, grpc_listener, security, stop)
-                    .await
-            {
-                tracing::error!(error = %e, "gRPC server failed");
-                failed.cancel();
-            }
+        servers.spawn("gRPC", async move {
+            fanout_router::grpc::serve_cluster(router, interest, grpc_listener, security, stop)
+                .await
         });
     }
-    tracker.spawn(admin.clone().serve(admin_listener, shutdown.clone()));
+    servers.spawn(
+        "admin",
+        admin.clone().serve(admin_listener, shutdown.clone()),
+    );
     {
         let bus = bus.clone();
         let router = router.clone();
@@ -173,14 +167,8 @@ async fn run(args: RouterArgs) -> anyhow::Result<()> {
         ));
     }
     tracing::info!(router = %id, grpc = %args.grpc_listen, nats = %args.cluster.nats_url, "fanout-router running");
-    tokio::select! {
-        () = role::terminated() => tracing::info!("shutting down"),
-        () = failed.cancelled() => tracing::error!("a server failed; shutting down"),
-    }
-    shutdown.cancel();
-    tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
-    if failed.is_cancelled() {
+    servers.wait_for_stop().await;
+    if servers.stop().await {
         anyhow::bail!("a server failed");
     }
     Ok(())

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use fanout_core::bus::{Bus, MemoryBus};
@@ -15,17 +14,14 @@ use fanout_edge::{Edge, EdgeConfig};
 use fanout_resolver_worker::{PythonConfig, PythonRuntime, Worker};
 use fanout_router::{Router, RouterConfig};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::{Source, StandaloneArgs, StandaloneConfig};
 use crate::{config, example, key_reload};
 use fanout_core::admin::Admin;
+use fanout_core::role::servers::Servers;
 
 /// Exit code for bad flags or configuration (EX_USAGE).
 const EXIT_USAGE: u8 = 64;
-/// How long running tasks get to finish after a shutdown signal.
-const GRACE: Duration = Duration::from_secs(10);
 
 /// Entry point of the subcommand.
 pub async fn main(args: StandaloneArgs) -> ExitCode {
@@ -178,8 +174,8 @@ async fn run(
     let grpc_addr = grpc_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
+    let servers = Servers::new();
+    let (shutdown, tracker) = (servers.shutdown.clone(), servers.tracker.clone());
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
 
     let router = Router::start(
@@ -251,8 +247,7 @@ async fn run(
         tokio::task::yield_now().await;
     }
 
-    let failed = CancellationToken::new();
-    spawn_server(&tracker, &failed, "WebSocket", {
+    servers.spawn("WebSocket", {
         let edge = edge.clone();
         let stop = shutdown.clone();
         let tls = limits.ws_tls;
@@ -267,13 +262,11 @@ async fn run(
         let router = router.clone();
         let stop = shutdown.clone();
         let grpc_security = limits.grpc;
-        spawn_server(&tracker, &failed, "gRPC", async move {
+        servers.spawn("gRPC", async move {
             fanout_router::grpc::serve_with(router, grpc_listener, grpc_security, stop).await
         });
     }
-    spawn_server(
-        &tracker,
-        &failed,
+    servers.spawn(
         "admin",
         admin.clone().serve(admin_listener, shutdown.clone()),
     );
@@ -289,32 +282,10 @@ async fn run(
         out.flush()?;
     }
 
-    tokio::select! {
-        () = fanout_core::role::terminated() => tracing::info!("shutting down"),
-        () = failed.cancelled() => tracing::error!("a server failed; shutting down"),
-    }
+    servers.wait_for_stop().await;
     admin.set_ready(false);
-    shutdown.cancel();
-    tracker.close();
-    if tokio::time::timeout(GRACE, tracker.wait()).await.is_err() {
-        tracing::warn!("tasks still running after the grace period; exiting anyway");
-    }
-    if failed.is_cancelled() {
+    if servers.stop().await {
         anyhow::bail!("a server failed");
     }
     Ok(())
-}
-
-fn spawn_server<F, E>(tracker: &TaskTracker, failed: &CancellationToken, name: &'static str, fut: F)
-where
-    F: std::future::Future<Output = Result<(), E>> + Send + 'static,
-    E: std::fmt::Display + Send + 'static,
-{
-    let failed = failed.clone();
-    tracker.spawn(async move {
-        if let Err(e) = fut.await {
-            tracing::error!(server = name, error = %e, "server failed");
-            failed.cancel();
-        }
-    });
 }

@@ -16,9 +16,8 @@ use fanout_core::bus::{Bus, NatsBus};
 use fanout_core::dispatch::DeliveryPolicy;
 use fanout_core::graphql::Schema;
 use fanout_core::role;
+use fanout_core::role::servers::Servers;
 use fanout_resolver_worker::{PythonConfig, PythonRuntime, Worker};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// A Fanout resolver worker: Python resolvers once per shape, fed by NATS.
 #[derive(Debug, Parser)]
@@ -97,8 +96,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("connecting to NATS at {}", args.nats_url))?,
     );
     let bus: Arc<dyn Bus> = nats.clone();
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
+    let servers = Servers::new();
+    let (shutdown, tracker) = (servers.shutdown.clone(), servers.tracker.clone());
     let worker = Worker::new(
         python,
         Arc::new(schema),
@@ -113,7 +112,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         });
     }
-    tracker.spawn(admin.clone().serve(admin_listener, shutdown.clone()));
+    servers.spawn(
+        "admin",
+        admin.clone().serve(admin_listener, shutdown.clone()),
+    );
     {
         let bus = bus.clone();
         tracker.spawn(role::follow_readiness(
@@ -123,10 +125,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ));
     }
     tracing::info!(worker = %id, nats = %args.nats_url, "fanout-worker running");
-    role::terminated().await;
-    tracing::info!("shutting down");
-    shutdown.cancel();
-    tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+    servers.wait_for_stop().await;
+    if servers.stop().await {
+        anyhow::bail!("a server failed");
+    }
     Ok(())
 }

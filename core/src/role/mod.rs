@@ -5,6 +5,7 @@
 pub mod cluster_args;
 pub mod config_file;
 pub mod liveness;
+pub mod servers;
 
 use std::time::Duration;
 
