@@ -31,34 +31,51 @@ pub fn fanout_bin() -> Result<&'static Path> {
 }
 
 fn build() -> Result<PathBuf, String> {
+    let mut paths = cargo_build(&["fanout-cli"], &["fanout"])?;
+    paths
+        .pop()
+        .ok_or_else(|| "cargo reported no `fanout` executable".to_string())
+}
+
+/// Builds `bins` of `packages` with cargo, in the tests' own profile, and returns the
+/// executables' paths in the order of `bins`, as cargo's JSON messages report them.
+pub fn cargo_build(packages: &[&str], bins: &[&str]) -> Result<Vec<PathBuf>, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
-    cmd.current_dir(workspace_root()).args([
-        "build",
-        "-p",
-        "fanout-cli",
-        "--bin",
-        "fanout",
-        "--message-format=json-render-diagnostics",
-    ]);
-    // Test the binary of the same profile as the tests themselves.
+    cmd.current_dir(workspace_root()).arg("build");
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
+    for bin in bins {
+        cmd.args(["--bin", bin]);
+    }
+    cmd.arg("--message-format=json-render-diagnostics");
+    // Test the binaries of the same profile as the tests themselves.
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }
+    let what = bins.join(", ");
     let out = cmd
         .output()
-        .map_err(|e| format!("cannot run {cargo:?} to build the fanout binary: {e}"))?;
+        .map_err(|e| format!("cannot run {cargo:?} to build {what}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "`cargo build -p fanout-cli --bin fanout` failed ({}):\n{}",
+            "building {what} failed ({}):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "fanout")
-        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| "cargo built fanout-cli but reported no `fanout` executable".to_string())
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    bins.iter()
+        .map(|name| {
+            stdout
+                .lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .filter(|msg| {
+                    msg["reason"] == "compiler-artifact" && msg["target"]["name"] == *name
+                })
+                .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+                .ok_or_else(|| format!("cargo reported no `{name}` executable"))
+        })
+        .collect()
 }

@@ -27,7 +27,6 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
-use crate::binary::workspace_root;
 use crate::fixtures::example;
 use crate::metrics::{http_get, scrape};
 use crate::ws::{GqlClient, Incoming};
@@ -64,48 +63,17 @@ pub fn cluster_bins() -> Result<&'static ClusterBins> {
 }
 
 fn build_bins() -> Result<ClusterBins, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(&cargo);
-    cmd.current_dir(workspace_root()).args([
-        "build",
-        "-p",
-        "fanout-cli",
-        "-p",
-        "fanout-resolver-worker",
-        "--bin",
-        "fanout-router",
-        "--bin",
-        "fanout-edge",
-        "--bin",
-        "fanout-worker",
-        "--message-format=json-render-diagnostics",
-    ]);
-    if !cfg!(debug_assertions) {
-        cmd.arg("--release");
-    }
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {cargo:?} to build the cluster binaries: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "building fanout-router, fanout-edge and fanout-worker failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let find = |name: &str| -> Result<PathBuf, String> {
-        stdout
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == name)
-            .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-            .ok_or_else(|| format!("cargo reported no `{name}` executable"))
-    };
+    let paths = crate::binary::cargo_build(
+        &["fanout-cli", "fanout-resolver-worker"],
+        &["fanout-router", "fanout-edge", "fanout-worker"],
+    )?;
+    let [router, edge, worker]: [PathBuf; 3] = paths
+        .try_into()
+        .map_err(|_| "cargo reported the wrong number of executables".to_string())?;
     Ok(ClusterBins {
-        router: find("fanout-router")?,
-        edge: find("fanout-edge")?,
-        worker: find("fanout-worker")?,
+        router,
+        edge,
+        worker,
     })
 }
 
