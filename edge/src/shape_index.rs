@@ -111,9 +111,4 @@ impl ShapeIndex {
     pub fn shapes(&self) -> usize {
         self.shapes.len()
     }
-
-    /// Every shape held, for re-sending interest to a new router.
-    pub fn snapshot(&self) -> Vec<Arc<Shape>> {
-        self.shapes.iter().map(|e| e.shape.clone()).collect()
-    }
 }
