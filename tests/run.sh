@@ -24,6 +24,9 @@ need python3 "Fanout embeds CPython 3.9+; install python3 and its development fi
 need node "The graphql-ws client test needs Node.js 18+."
 need npm "The graphql-ws client test needs npm."
 
+# CI builds once from scratch: incremental state would only take disk (about 2 GB).
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+
 step "npm ci (tests/js)"
 if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/node_modules ]; then
   (cd tests/js && npm ci --no-audit --no-fund)
