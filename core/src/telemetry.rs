@@ -44,6 +44,11 @@ pub const EDGE_DELIVERY_GAPS: &str = "fanout_edge_delivery_gaps_total";
 /// Counter: deliveries that arrived at an edge after their gap was skipped (dropped).
 pub const EDGE_LATE_DELIVERIES: &str = "fanout_edge_late_deliveries_total";
 
+/// Gauge: 1 while the edge drains (from SIGTERM or `/drain` until it exits), else 0.
+pub const EDGE_DRAINING: &str = "fanout_edge_draining";
+/// Counter: connections the drain closed with 1012 (Service Restart).
+pub const EDGE_DRAIN_CLOSES: &str = "fanout_edge_drain_closes_total";
+
 /// Makes the unlabelled series visible at zero from the start, so that `/metrics`
 /// lists them before the first event (dashboards and alerts see 0, not "no data").
 pub fn zero_unlabelled_series() {
