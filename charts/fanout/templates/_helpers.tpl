@@ -61,8 +61,9 @@ app.kubernetes.io/component: {{ .role }}
 {{- define "fanout.image" -}}
 {{- $v := index .ctx.Values .role }}
 {{- $tag := $v.image.tag | default .ctx.Values.image.tag | default .ctx.Chart.AppVersion }}
-{{- if .ctx.Values.image.registry }}
-{{- printf "%s/%s:%s" (trimSuffix "/" .ctx.Values.image.registry) $v.image.repository $tag }}
+{{- $registry := ternary $v.image.registry .ctx.Values.image.registry (hasKey $v.image "registry") }}
+{{- if $registry }}
+{{- printf "%s/%s:%s" (trimSuffix "/" $registry) $v.image.repository $tag }}
 {{- else }}
 {{- printf "%s:%s" $v.image.repository $tag }}
 {{- end }}
