@@ -38,7 +38,7 @@ pub struct EdgeArgs {
     /// WebSocket listen address (the endpoint is ws://ADDR/graphql).
     #[arg(long, env = "FANOUT_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
-    /// Admin listen address for /healthz, /readyz and /metrics.
+    /// Admin listen address for /healthz, /readyz, /startupz, /drain and /metrics.
     #[arg(long, env = "FANOUT_ADMIN_LISTEN", default_value = "0.0.0.0:9091")]
     admin_listen: SocketAddr,
     /// GraphQL SDL schema file (the same as the routers' and workers').
@@ -73,6 +73,11 @@ pub struct EdgeArgs {
     /// Milliseconds a delivery waits for a missing earlier one before the gap is skipped.
     #[arg(long, env = "FANOUT_REORDER_WINDOW_MS", default_value_t = 1000)]
     reorder_window_ms: u64,
+    /// Milliseconds over which a drain (SIGTERM, SIGINT or GET/POST /drain) spreads its
+    /// 1012 closes; 0 closes every connection at once. The process exits at most this
+    /// plus 10 s after SIGTERM.
+    #[arg(long, env = "FANOUT_DRAIN_WINDOW_MS", default_value_t = 10_000)]
+    drain_window_ms: u64,
     #[command(flatten)]
     auth: AuthArgs,
     #[command(flatten)]
@@ -157,6 +162,7 @@ async fn run(args: EdgeArgs) -> anyhow::Result<()> {
         max_subscriptions_per_connection: args.max_subscriptions,
         reorder_window: Duration::from_millis(args.reorder_window_ms),
         limits: limits.edge,
+        drain_window: Duration::from_millis(args.drain_window_ms),
         ..EdgeConfig::default()
     };
     let verifier = auth.verifier;
@@ -203,7 +209,10 @@ async fn run(args: EdgeArgs) -> anyhow::Result<()> {
         ));
     }
     tracing::info!(edge = %id, listen = %args.listen, nats = %args.cluster.nats_url, "fanout-edge running");
-    servers.wait_for_stop().await;
+    let drain = admin.enable_drain();
+    servers
+        .wait_for_stop_draining(&drain, edge.clone().drain())
+        .await;
     if servers.stop().await {
         anyhow::bail!("a server failed");
     }

@@ -216,6 +216,7 @@ async fn run(
         outbound_queue: config.outbound_queue,
         max_subscriptions_per_connection: config.max_subscriptions,
         limits: limits.edge,
+        drain_window: config.drain_window,
         ..EdgeConfig::default()
     };
     let path = edge_config.path.clone();
@@ -282,7 +283,12 @@ async fn run(
         out.flush()?;
     }
 
-    servers.wait_for_stop().await;
+    // SIGTERM (or GET/POST /drain) drains the edge first: /readyz turns 503, upgrades
+    // are refused and sockets close with 1012 over the drain window.
+    let drain = admin.enable_drain();
+    servers
+        .wait_for_stop_draining(&drain, edge.clone().drain())
+        .await;
     admin.set_ready(false);
     if servers.stop().await {
         anyhow::bail!("a server failed");

@@ -1,7 +1,7 @@
 //! Why a connection ends: every close code the edge sends, mapped in one place.
 //!
 //! The codes and texts follow the `graphql-transport-ws` protocol (PROTOCOL.md of the
-//! `graphql-ws` library) plus the WebSocket codes 1001 and 1009 and Fanout's own 4503
+//! `graphql-ws` library) plus the WebSocket codes 1001, 1009 and 1012 and Fanout's own 4503
 //! (slow consumer), 4504 (keepalive timeout) and 4430 (connections per tenant).
 
 use std::borrow::Cow;
@@ -14,8 +14,10 @@ pub const MAX_REASON_BYTES: usize = 123;
 pub enum CloseReason {
     /// The client closed the socket or it broke; no close frame is sent.
     PeerClosed,
-    /// 1001: the edge is shutting down.
+    /// 1001: the edge is shutting down (a connection its drain did not reach).
     GoingAway,
+    /// 1012 (Service Restart): the edge is draining; reconnect (to another edge).
+    ServiceRestart,
     /// 1009: a message exceeded `max_message_bytes`.
     MessageTooBig,
     /// 4400: a message the protocol does not allow; the reason is fixed text, never
@@ -52,6 +54,7 @@ impl CloseReason {
         match self {
             Self::PeerClosed => 1000,
             Self::GoingAway => 1001,
+            Self::ServiceRestart => 1012,
             Self::MessageTooBig => 1009,
             Self::InvalidMessage(_) => 4400,
             Self::Unauthorized => 4401,
@@ -72,6 +75,7 @@ impl CloseReason {
         let text: Cow<'static, str> = match self {
             Self::PeerClosed => "".into(),
             Self::GoingAway => "Server shutting down".into(),
+            Self::ServiceRestart => "server draining, reconnect".into(),
             Self::MessageTooBig => "Message too big".into(),
             Self::InvalidMessage(why) => (*why).into(),
             Self::Unauthorized => "Unauthorized".into(),
@@ -105,6 +109,7 @@ impl CloseReason {
         match self {
             Self::PeerClosed => "peer_closed",
             Self::GoingAway => "going_away",
+            Self::ServiceRestart => "service_restart",
             Self::MessageTooBig => "message_too_big",
             Self::InvalidMessage(_) => "invalid_message",
             Self::Unauthorized => "unauthorized",
@@ -165,6 +170,7 @@ mod tests {
             "Subscriber for a1 already exists"
         );
         assert_eq!(CloseReason::TokenExpired.code(), 4403);
+        assert_eq!(CloseReason::ServiceRestart.code(), 1012);
     }
 
     #[test]

@@ -27,7 +27,13 @@ pub struct EdgeConfig {
     pub reorder_window: Duration,
     /// Connection, rate, query-complexity and Origin limits (see [`crate::limits`]).
     pub limits: crate::limits::EdgeLimits,
+    /// The window a drain spreads its 1012 closes over (see [`crate::drain`]). Default
+    /// 10 s; [`Duration::ZERO`] closes every connection at once.
+    pub drain_window: Duration,
 }
+
+/// Default of [`EdgeConfig::drain_window`].
+pub const DEFAULT_DRAIN_WINDOW: Duration = Duration::from_secs(10);
 
 impl Default for EdgeConfig {
     fn default() -> Self {
@@ -42,6 +48,7 @@ impl Default for EdgeConfig {
             max_subscriptions_per_connection: 100,
             reorder_window: Duration::from_secs(1),
             limits: crate::limits::EdgeLimits::default(),
+            drain_window: DEFAULT_DRAIN_WINDOW,
         }
     }
 }

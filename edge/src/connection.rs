@@ -34,8 +34,12 @@ pub async fn run<St, Si, E>(
     Si: Sink<Message> + Unpin,
     Si::Error: std::fmt::Debug,
 {
-    let _counted = edge.connection_opened();
     let (outbound, rx) = Outbound::new(edge.config.outbound_queue);
+    let _counted = edge.connection_opened(&outbound);
+    // Upgraded while the drain was starting: the drain may not have seen it.
+    if edge.is_draining() {
+        crate::drain::close_for_drain(&outbound);
+    }
     let writer = rx.write_to(sink);
     let reader = async {
         let reason = if subprotocol_accepted {

@@ -2,8 +2,9 @@
 //! delivery loop, and its statistics.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use dashmap::DashMap;
 use fanout_core::graphql::Schema;
 use fanout_core::interest::InterestSink;
 use fanout_core::security::JwtVerifier;
@@ -13,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::EdgeConfig;
 use crate::limits::ConnectionGates;
+use crate::outbound::Outbound;
 use crate::shape_index::{ShapeIndex, SubscriptionKey};
 
 /// One edge: its WebSocket connections, their subscriptions and the local shape index.
@@ -22,8 +24,12 @@ pub struct Edge {
     pub(crate) verifier: JwtVerifier,
     pub(crate) interest: Arc<dyn InterestSink>,
     pub(crate) index: ShapeIndex,
-    /// Cancelled when the edge shuts down: every connection closes with 1001.
+    /// Cancelled when the edge shuts down: every connection still open closes with 1001.
     pub(crate) closing: CancellationToken,
+    /// Set when the drain starts: upgrades are refused, connections close with 1012.
+    pub(crate) draining: AtomicBool,
+    /// The outbound handle of every open connection, so the drain can close them.
+    pub(crate) open: DashMap<u64, Outbound>,
     /// Every connection task, so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
     /// Per-IP and per-tenant connection counters.
@@ -31,6 +37,7 @@ pub struct Edge {
     connections: AtomicUsize,
     subscriptions: AtomicUsize,
     next_key: AtomicU64,
+    next_connection: AtomicU64,
 }
 
 impl std::fmt::Debug for Edge {
@@ -62,6 +69,8 @@ impl Edge {
         verifier: JwtVerifier,
         interest: Arc<dyn InterestSink>,
     ) -> Arc<Self> {
+        metrics::gauge!(telemetry::EDGE_DRAINING).set(0.0);
+        metrics::counter!(telemetry::EDGE_DRAIN_CLOSES).absolute(0);
         Arc::new(Self {
             config,
             schema,
@@ -69,11 +78,14 @@ impl Edge {
             interest,
             index: ShapeIndex::default(),
             closing: CancellationToken::new(),
+            draining: AtomicBool::new(false),
+            open: DashMap::new(),
             tracker: TaskTracker::new(),
             gates: ConnectionGates::default(),
             connections: AtomicUsize::new(0),
             subscriptions: AtomicUsize::new(0),
             next_key: AtomicU64::new(1),
+            next_connection: AtomicU64::new(1),
         })
     }
 
@@ -91,11 +103,17 @@ impl Edge {
         }
     }
 
-    /// Counts a connection until the guard is dropped.
-    pub(crate) fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
+    /// Counts a connection, and lists its `outbound` for the drain, until the guard is
+    /// dropped.
+    pub(crate) fn connection_opened(self: &Arc<Self>, outbound: &Outbound) -> ConnectionGuard {
         let n = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::gauge!(telemetry::EDGE_CONNECTIONS).set(n as f64);
-        ConnectionGuard { edge: self.clone() }
+        let key = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        self.open.insert(key, outbound.clone());
+        ConnectionGuard {
+            edge: self.clone(),
+            key,
+        }
     }
 
     /// A fresh edge-wide subscription key.
@@ -119,10 +137,12 @@ impl Edge {
 /// Decrements the connection count when a connection ends, however it ends.
 pub(crate) struct ConnectionGuard {
     edge: Arc<Edge>,
+    key: u64,
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
+        self.edge.open.remove(&self.key);
         let n = self.edge.connections.fetch_sub(1, Ordering::Relaxed) - 1;
         metrics::gauge!(telemetry::EDGE_CONNECTIONS).set(n as f64);
     }

@@ -7,7 +7,10 @@
 //!
 //! A tour of the modules, in the order a frame travels:
 //! - [`server`]: the axum router with the WebSocket endpoint and [`Edge::serve`]
-//!   (subprotocol negotiation, message size limits, shutdown with 1001).
+//!   (subprotocol negotiation, message size limits, upgrades refused with 503 while
+//!   draining, shutdown with 1001 for connections still open).
+//! - [`drain`]: [`Edge::drain`], closing every connection with 1012 spread over the
+//!   drain window before the edge stops.
 //! - [`connection`]: one socket = a protocol reader and an outbound writer, joined.
 //! - [`protocol`]: the `graphql-transport-ws` state machine ([`protocol::Session`]):
 //!   init and auth, ping/pong keepalive, subscribe/complete, token expiry.
@@ -34,6 +37,7 @@ pub mod close;
 pub mod config;
 pub mod connection;
 pub mod delivery;
+pub mod drain;
 pub mod edge;
 pub mod error;
 pub mod interest_client;

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::ws::WebSocketUpgrade;
-use axum::http::{Extensions, HeaderMap};
+use axum::http::{Extensions, HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::serve::{IncomingStream, Listener};
@@ -24,6 +24,9 @@ use crate::{connection, limits};
 /// The only subprotocol served.
 pub const SUBPROTOCOL: &str = "graphql-transport-ws";
 
+/// The body of the 503 that refuses an upgrade while the edge drains.
+pub const DRAINING_BODY: &str = "edge is draining; connect to another edge\n";
+
 /// How long [`Edge::serve`] waits for connections to finish closing after shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -36,8 +39,9 @@ impl Edge {
     }
 
     /// Serves [`Edge::router`] on `listener` until `shutdown`; then stops accepting,
-    /// closes every socket with 1001 and returns once they are closed (or after a
-    /// grace period).
+    /// closes every socket still open with 1001 (after a drain, see [`crate::drain`],
+    /// there are normally none) and returns once they are closed (or after a grace
+    /// period).
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
@@ -99,6 +103,14 @@ async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if edge.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONNECTION, "close")],
+            DRAINING_BODY,
+        )
+            .into_response();
+    }
     // Origin (403) and connections per IP (429) are refused before upgrading.
     let peer = extensions
         .get::<ConnectInfo<PeerAddr>>()

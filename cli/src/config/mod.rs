@@ -28,7 +28,8 @@ pub struct StandaloneArgs {
     /// gRPC publish API listen address [default: 127.0.0.1:50051].
     #[arg(long, env = "FANOUT_GRPC_LISTEN", value_name = "ADDR")]
     pub grpc_listen: Option<SocketAddr>,
-    /// Admin listen address for /healthz, /readyz and /metrics [default: 127.0.0.1:9090].
+    /// Admin listen address for /healthz, /readyz, /startupz, /drain and /metrics
+    /// [default: 127.0.0.1:9090].
     #[arg(long, env = "FANOUT_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
     /// YAML configuration file; its keys are the flag names in snake_case.
@@ -63,6 +64,11 @@ pub struct StandaloneArgs {
     /// Subscriptions allowed per connection [default: 100].
     #[arg(long, env = "FANOUT_MAX_SUBSCRIPTIONS", value_name = "N")]
     pub max_subscriptions: Option<usize>,
+    /// Milliseconds over which a drain (SIGTERM, SIGINT or GET/POST /drain) spreads its
+    /// 1012 closes; 0 closes every connection at once. The process exits at most this
+    /// plus 10 s after SIGTERM [default: 10000].
+    #[arg(long, env = "FANOUT_DRAIN_WINDOW_MS", value_name = "MS")]
+    pub drain_window_ms: Option<u64>,
     /// Milliseconds a resolver may run before it is reported as timed out [default: 1000].
     #[arg(long, env = "FANOUT_RESOLVER_TIMEOUT_MS", value_name = "MS")]
     pub resolver_timeout_ms: Option<u64>,
@@ -102,6 +108,7 @@ struct FileConfig {
     max_message_bytes: Option<usize>,
     outbound_queue: Option<usize>,
     max_subscriptions: Option<usize>,
+    drain_window_ms: Option<u64>,
     resolver_timeout_ms: Option<u64>,
     virtualenv: Option<PathBuf>,
     max_payload_bytes: Option<usize>,
@@ -137,6 +144,8 @@ pub struct StandaloneConfig {
     pub max_message_bytes: usize,
     pub outbound_queue: usize,
     pub max_subscriptions: usize,
+    /// The window a drain spreads its 1012 closes over (`--drain-window-ms`).
+    pub drain_window: Duration,
     pub resolver_timeout: Duration,
     pub virtualenv: Option<PathBuf>,
     pub max_payload_bytes: usize,
@@ -165,6 +174,7 @@ impl std::fmt::Debug for StandaloneConfig {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("outbound_queue", &self.outbound_queue)
             .field("max_subscriptions", &self.max_subscriptions)
+            .field("drain_window", &self.drain_window)
             .field("resolver_timeout", &self.resolver_timeout)
             .field("virtualenv", &self.virtualenv)
             .field("max_payload_bytes", &self.max_payload_bytes)
@@ -292,6 +302,10 @@ impl StandaloneConfig {
             max_message_bytes,
             outbound_queue,
             max_subscriptions,
+            drain_window: args.drain_window_ms.or(file.drain_window_ms).map_or(
+                fanout_edge::config::DEFAULT_DRAIN_WINDOW,
+                Duration::from_millis,
+            ),
             resolver_timeout: Duration::from_millis(resolver_timeout_ms),
             virtualenv,
             max_payload_bytes,
