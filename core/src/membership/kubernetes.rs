@@ -5,9 +5,13 @@
 //! then watch from the list's resourceVersion, re-listing when the watch expires) and
 //! publishes the member set after the initial list and after every change.
 //!
-//! An endpoint is a member when it is ready and neither not-serving nor terminating
-//! (absent conditions count as ready and serving, as the API documents; the extra checks
-//! keep terminating pods out even when the Service publishes not-ready addresses). Its
+//! An endpoint is a member when it is ready and not terminating (absent conditions
+//! count as ready, as the API documents). `serving` is not consulted: the router
+//! headless Service publishes not-ready addresses, so its endpoints are `ready` while
+//! `serving` mirrors the pod's readiness, and a router only turns ready once it sees
+//! itself as a member (owning partitions) — requiring `serving` would keep every
+//! router out forever. Members are filtered by their bus heartbeats anyway, and the
+//! `terminating` check keeps pods that are shutting down out. Its
 //! id is the name of the Pod it targets (`targetRef.name`), else its `hostname`; its
 //! address is the first of its addresses with the slice's port named
 //! [`KubernetesConfig::port_name`], else [`KubernetesConfig::port`].
@@ -190,9 +194,8 @@ pub fn members_of<'a>(
 fn member_of(endpoint: &Endpoint, port: u16) -> Option<Member> {
     let conditions = endpoint.conditions.as_ref();
     let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
-    let serving = conditions.and_then(|c| c.serving).unwrap_or(true);
     let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
-    if !ready || !serving || terminating {
+    if !ready || terminating {
         return None;
     }
     let id = endpoint
@@ -254,6 +257,11 @@ mod tests {
         if let Some(c) = terminating.conditions.as_mut() {
             c.terminating = Some(true);
         }
+        // Published although its pod is not ready yet (publishNotReadyAddresses).
+        let mut starting = endpoint("r-6", "10.0.0.6", Some(true));
+        if let Some(c) = starting.conditions.as_mut() {
+            c.serving = Some(false);
+        }
         let mut by_hostname = endpoint("", "fd00::5", None);
         by_hostname.target_ref = None;
         by_hostname.hostname = Some("r-5".to_owned());
@@ -265,6 +273,7 @@ mod tests {
                     endpoint("r-4", "10.0.0.4", None),
                     terminating,
                     by_hostname,
+                    starting,
                 ],
                 Some(("grpc", 50051)),
             ),
@@ -274,7 +283,7 @@ mod tests {
             ),
         ];
         let set = members_of(&slices, &config);
-        assert_eq!(set.ids().collect::<Vec<_>>(), ["r-1", "r-4", "r-5"]);
+        assert_eq!(set.ids().collect::<Vec<_>>(), ["r-1", "r-4", "r-5", "r-6"]);
         assert_eq!(
             set.get("r-1").map(|m| m.addr.as_str()),
             Some("10.0.0.1:50051")
