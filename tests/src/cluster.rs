@@ -128,14 +128,20 @@ impl Proc {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut child = Command::new(bin)
-            .args(args)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
+        let mut cmd = Command::new(bin);
+        cmd.args(args).env("PYTHONDONTWRITEBYTECODE", "1");
+        Proc::spawn_command(name, cmd)
+    }
+
+    /// Spawns `cmd` (its program, arguments and environment as the caller set them)
+    /// with stdout drained and stderr kept.
+    pub fn spawn_command(name: &str, mut cmd: Command) -> Result<Proc> {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("cannot spawn {} ({name})", bin.display()))?;
+            .with_context(|| format!("cannot spawn {:?} ({name})", cmd.get_program()))?;
         let stderr = Arc::new(Mutex::new(String::new()));
         if let Some(pipe) = child.stderr.take() {
             let keep = Arc::clone(&stderr);

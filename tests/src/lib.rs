@@ -13,6 +13,7 @@
 //! - [`keys`]: RSA/EC test keys, JWKS files and RS256/ES256/forged tokens.
 //! - [`cli`]: runs `fanout publish | subscribe | check | standalone` as a command.
 //! - [`fixtures`]: paths of `tests/fixtures/` and `examples/`.
+//! - [`kube_api`]: a fake Kubernetes API serving EndpointSlices, and its kubeconfig.
 //!
 //! Every await that could hang is bounded ([`within`]), so a failing test reports what
 //! it was waiting for instead of hanging CI.
@@ -23,6 +24,7 @@ pub mod cluster;
 pub mod fixtures;
 pub mod grpc;
 pub mod keys;
+pub mod kube_api;
 pub mod metrics;
 pub mod server;
 pub mod tls;
