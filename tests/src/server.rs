@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -139,6 +139,33 @@ impl Fanout {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends SIGTERM (the process drains, then exits).
+    pub fn terminate(&self) -> Result<()> {
+        terminate(self.pid())
+    }
+
+    /// The exit status, once the process has exited.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits (polling every 20 ms) until the process exits; fails after `limit`.
+    pub async fn exited_within(&mut self, limit: Duration) -> Result<ExitStatus> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return Ok(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "fanout standalone still running {limit:?} later; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn wait_exit(&mut self, limit: Duration) -> String {
         let deadline = std::time::Instant::now() + limit;
         loop {
@@ -164,6 +191,18 @@ impl Drop for Fanout {
             self.stderr()
         );
     }
+}
+
+/// Sends SIGTERM to process `pid` (with the `kill` command: no libc binding needed).
+pub fn terminate(pid: u32) -> Result<()> {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .context("cannot run `kill`")?;
+    if !status.success() {
+        bail!("`kill -TERM {pid}` failed: {status}");
+    }
+    Ok(())
 }
 
 fn collect_stderr(pipe: impl Read, keep: &Mutex<String>) {
