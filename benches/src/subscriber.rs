@@ -1,0 +1,332 @@
+//! The subscribing side: a swarm of graphql-transport-ws connections in this process.
+//!
+//! Each connection sends `connection_init`, subscribes its share of subscriptions, and
+//! confirms with a ping round trip that the server registered them before the swarm
+//! reports ready. It then counts `next` messages per subscription (sequence numbers
+//! detect duplicates and reordering) until it has all it expects or the swarm stops.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+use tokio::net::TcpSocket;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::args::{Args, Field};
+use crate::clock::now_us;
+use crate::tally::Tally;
+use crate::workload;
+
+/// What the connections of this process do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub urls: Vec<String>,
+    pub connections: usize,
+    /// Global index of this process's first connection.
+    pub offset: usize,
+    pub subscriptions: usize,
+    pub channels: usize,
+    pub shapes: usize,
+    pub field: Field,
+    /// Events per subscription to wait for; `None` holds the connection until stopped.
+    pub expect: Option<u64>,
+    pub source_ip: Option<IpAddr>,
+    pub connect_concurrency: usize,
+}
+
+impl Plan {
+    pub fn from_args(args: &Args, connections: usize, offset: usize) -> Self {
+        Self {
+            urls: args.urls.clone(),
+            connections,
+            offset,
+            subscriptions: args.subscriptions,
+            channels: args.channels,
+            shapes: args.shapes,
+            field: args.field,
+            expect: (!args.idle).then_some(args.events),
+            source_ip: args.source_ip,
+            connect_concurrency: args.connect_concurrency,
+        }
+    }
+}
+
+/// The running connections of this process.
+pub struct Swarm {
+    tasks: Vec<JoinHandle<Tally>>,
+    ready: mpsc::Receiver<bool>,
+    done: mpsc::UnboundedReceiver<()>,
+    stop: watch::Sender<bool>,
+    connections: usize,
+}
+
+impl Swarm {
+    pub fn start(plan: Plan) -> Self {
+        let (ready_tx, ready) = mpsc::channel(plan.connections.max(1));
+        let (done_tx, done) = mpsc::unbounded_channel();
+        let (stop, stop_rx) = watch::channel(false);
+        let gate = Arc::new(Semaphore::new(plan.connect_concurrency));
+        let plan = Arc::new(plan);
+        let tasks = (0..plan.connections)
+            .map(|i| {
+                let conn = Connection {
+                    plan: plan.clone(),
+                    index: plan.offset + i,
+                };
+                let signals = Signals {
+                    gate: gate.clone(),
+                    ready: Some(ready_tx.clone()),
+                    done: done_tx.clone(),
+                    stop: stop_rx.clone(),
+                };
+                tokio::spawn(conn.run(signals))
+            })
+            .collect();
+        Self {
+            tasks,
+            ready,
+            done,
+            stop,
+            connections: plan.connections,
+        }
+    }
+
+    /// Waits until every connection has subscribed or failed. Returns how many did not
+    /// get ready (failed, or still pending after `within`).
+    pub async fn ready(&mut self, within: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + within;
+        let (mut ok, mut seen) = (0, 0);
+        while seen < self.connections {
+            match tokio::time::timeout_at(deadline, self.ready.recv()).await {
+                Ok(Some(success)) => {
+                    seen += 1;
+                    ok += usize::from(success);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.connections - ok
+    }
+
+    /// Waits up to `drain` for every connection to receive what it expects, then stops
+    /// them all and adds up what they saw.
+    pub async fn finish(mut self, drain: Duration) -> Tally {
+        let deadline = tokio::time::Instant::now() + drain;
+        let mut finished = 0;
+        while finished < self.connections {
+            match tokio::time::timeout_at(deadline, self.done.recv()).await {
+                Ok(Some(())) => finished += 1,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let _ = self.stop.send(true);
+        let mut total = Tally::new();
+        for task in self.tasks {
+            match task.await {
+                Ok(t) => total.merge(&t),
+                Err(e) => {
+                    total.failed_connections += 1;
+                    total.note_error(format!("connection task panicked: {e}"));
+                }
+            }
+        }
+        total
+    }
+}
+
+/// How a connection talks to its swarm.
+struct Signals {
+    /// Limits handshakes in flight; held until the connection is subscribed.
+    gate: Arc<Semaphore>,
+    /// Taken when the connection reports ready (true) or failed before that (false).
+    ready: Option<mpsc::Sender<bool>>,
+    done: mpsc::UnboundedSender<()>,
+    stop: watch::Receiver<bool>,
+}
+
+/// Frames from the server; borrowed, the payload left unparsed.
+#[derive(Deserialize)]
+struct Frame<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(default)]
+    id: Option<&'a str>,
+    #[serde(default, borrow)]
+    payload: Option<&'a RawValue>,
+}
+
+struct Connection {
+    plan: Arc<Plan>,
+    index: usize,
+}
+
+/// Per-subscription sequence state.
+struct Sub {
+    last_seq: u64,
+    got: u64,
+}
+
+impl Connection {
+    async fn run(self, mut signals: Signals) -> Tally {
+        let mut tally = Tally::new();
+        tally.expected = self.plan.expect.unwrap_or(0) * self.plan.subscriptions as u64;
+        if let Err(e) = self.session(&mut tally, &mut signals).await {
+            tally.failed_connections += 1;
+            tally.note_error(format!("connection {}: {e:#}", self.index));
+        }
+        if let Some(ready) = signals.ready.take() {
+            let _ = ready.send(false).await;
+        }
+        let _ = signals.done.send(());
+        tally
+    }
+
+    async fn session(&self, tally: &mut Tally, signals: &mut Signals) -> anyhow::Result<()> {
+        let plan = &*self.plan;
+        let url = &plan.urls[self.index % plan.urls.len()];
+        let permit = signals.gate.clone().acquire_owned().await?;
+        let mut ws = connect(url, plan.source_ip)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        ws.send(Message::text(
+            json!({"type": "connection_init"}).to_string(),
+        ))
+        .await?;
+        let mut permit = Some(permit);
+        let mut subs: Vec<Sub> = (0..plan.subscriptions)
+            .map(|_| Sub {
+                last_seq: 0,
+                got: 0,
+            })
+            .collect();
+        let expect = plan.expect;
+        let mut complete = 0usize;
+        loop {
+            let msg = tokio::select! {
+                msg = ws.next() => Some(msg),
+                _ = signals.stop.wait_for(|s| *s) => None,
+            };
+            let Some(msg) = msg else {
+                let _ = ws.close(None).await;
+                return Ok(());
+            };
+            let Some(msg) = msg else {
+                anyhow::bail!("closed by the server");
+            };
+            let text = match msg? {
+                Message::Text(text) => text,
+                Message::Close(frame) => anyhow::bail!("closed by the server: {frame:?}"),
+                _ => continue,
+            };
+            let frame: Frame = serde_json::from_str(&text).context("bad frame")?;
+            match frame.kind {
+                "next" => {
+                    let now = now_us();
+                    let sub = frame
+                        .id
+                        .and_then(|id| id.parse::<usize>().ok())
+                        .and_then(|i| subs.get_mut(i))
+                        .context("`next` for an unknown subscription id")?;
+                    let raw = frame.payload.map(|p| p.get()).unwrap_or_default();
+                    let Some((seq, sent)) = workload::find_stamp(raw) else {
+                        tally.note_error(format!("`next` without a stamp: {raw}"));
+                        continue;
+                    };
+                    tally.record_latency(now.saturating_sub(sent));
+                    tally.received += 1;
+                    tally.last_delivery_us = now;
+                    if seq == sub.last_seq {
+                        tally.duplicates += 1;
+                    } else if seq < sub.last_seq {
+                        tally.out_of_order += 1;
+                    }
+                    sub.last_seq = sub.last_seq.max(seq);
+                    sub.got += 1;
+                    if Some(sub.got) == expect {
+                        complete += 1;
+                        if complete == subs.len() {
+                            let _ = ws.close(None).await;
+                            return Ok(());
+                        }
+                    }
+                }
+                "connection_ack" => {
+                    for j in 0..plan.subscriptions {
+                        let g = self.index * plan.subscriptions + j;
+                        let query = workload::document(
+                            plan.field,
+                            g % plan.channels,
+                            g % plan.shapes,
+                            plan.shapes,
+                        );
+                        let msg = json!({"id": j.to_string(), "type": "subscribe", "payload": {"query": query}});
+                        ws.send(Message::text(msg.to_string())).await?;
+                    }
+                    // The server handles a connection's frames in order, so the pong
+                    // comes after every subscription is registered.
+                    ws.send(Message::text(json!({"type": "ping"}).to_string()))
+                        .await?;
+                }
+                "pong" => {
+                    if let Some(ready) = signals.ready.take() {
+                        drop(permit.take());
+                        let _ = ready.send(true).await;
+                        if expect == Some(0) {
+                            return Ok(());
+                        }
+                    }
+                }
+                "ping" => {
+                    ws.send(Message::text(json!({"type": "pong"}).to_string()))
+                        .await?;
+                }
+                "error" => {
+                    let raw = frame.payload.map(|p| p.get()).unwrap_or_default();
+                    anyhow::bail!("subscription refused: {raw}");
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Opens a WebSocket with the graphql-transport-ws subprotocol, from `source` if given.
+async fn connect(url: &str, source: Option<IpAddr>) -> anyhow::Result<Ws> {
+    let mut request = url.into_client_request()?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let uri = request.uri();
+    let host = uri.host().context("URL without a host")?;
+    let port = uri.port_u16().unwrap_or(80);
+    let addr = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .context("host did not resolve")?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = source {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .with_context(|| format!("binding to {ip}"))?;
+    }
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;
+    Ok(ws)
+}
