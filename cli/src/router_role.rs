@@ -61,6 +61,10 @@ pub struct RouterArgs {
     /// Log as JSON lines.
     #[arg(long, env = "FANOUT_LOG_JSON")]
     log_json: bool,
+    #[command(flatten)]
+    otlp: fanout_core::otel::OtlpArgs,
+    #[command(flatten)]
+    tenant_metrics: fanout_core::telemetry::TenantMetricsArgs,
 }
 
 /// Entry point of `fanout-router`.
@@ -81,8 +85,11 @@ pub fn main() -> ExitCode {
         }
         return ExitCode::from(role::EXIT_USAGE);
     }
-    role::init_logging(args.log_json);
-    role::block_on(run(args))
+    args.tenant_metrics.apply();
+    let (json, otlp) = (args.log_json, args.otlp.clone());
+    role::block_on(
+        async move { role::with_telemetry(json, &otlp, "fanout-router", run(args)).await },
+    )
 }
 
 async fn run(args: RouterArgs) -> anyhow::Result<()> {

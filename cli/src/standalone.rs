@@ -23,10 +23,22 @@ use fanout_core::role::servers::Servers;
 /// Exit code for bad flags or configuration (EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 
-/// Entry point of the subcommand.
+/// Entry point of the subcommand: logging and span export around [`serve`].
 pub async fn main(args: StandaloneArgs) -> ExitCode {
-    let log_json = args.log_json;
-    fanout_core::role::init_logging(log_json);
+    let telemetry = match fanout_core::role::init_telemetry(args.log_json, &args.otlp, "fanout") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    args.tenant_metrics.apply();
+    let code = serve(args).await;
+    telemetry.shutdown().await;
+    code
+}
+
+async fn serve(args: StandaloneArgs) -> ExitCode {
     let mut config = match StandaloneConfig::resolve(args) {
         Ok(c) => c,
         Err(problems) => {

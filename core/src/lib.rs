@@ -23,7 +23,9 @@
 //! - [`membership`]: which routers are in the cluster (static list or Kubernetes
 //!   EndpointSlices) and which owns each partition (rendezvous hashing).
 //! - [`rate`]: token buckets for subscribe and publish rate limits.
-//! - [`trace`]: W3C `traceparent` propagation from publish to edge.
+//! - [`trace`]: W3C `traceparent` propagation from publish to edge, and the per-event
+//!   spans.
+//! - [`otel`]: OpenTelemetry span export over OTLP when an endpoint is configured.
 //! - [`telemetry`]: metric names, built in one place.
 //! - [`error`]: the crate's error type.
 
@@ -35,6 +37,7 @@ pub mod filter;
 pub mod graphql;
 pub mod interest;
 pub mod membership;
+pub mod otel;
 pub mod partition;
 pub mod rate;
 pub mod render;

@@ -3,15 +3,109 @@
 //! The gRPC publish API takes the caller's `traceparent` metadata (or starts a new
 //! trace), keeps it in the event's headers, and every hop forwards a child of it:
 //! resolve tasks and deliveries carry it as a NATS header, so one event can be followed
-//! through router, worker and edge by its trace id in the logs. Exporting spans to an
-//! OpenTelemetry collector is separate work.
+//! through router, worker and edge by its trace id.
+//!
+//! Each hop also opens one span per event (never per subscriber), with target
+//! [`SPAN_TARGET`]: `publish` (router gRPC handler), `dispatch` (partition owner),
+//! `resolve` (worker, or the router for events without Python resolvers) and `deliver`
+//! (edge). When spans are exported ([`crate::otel`]), [`set_parent`] links a span to the
+//! incoming `traceparent` and [`outgoing`] hands the span's own ids to the next hop, so
+//! the collector sees one trace per event. Without export the spans are disabled and
+//! [`outgoing`] falls back to a fresh child id, as before.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
 /// Header and metadata key.
 pub const TRACEPARENT: &str = "traceparent";
+
+/// Target of the per-event spans; only the span exporter's filter enables it, so the
+/// spans are free when nothing is exported.
+pub const SPAN_TARGET: &str = "fanout::event";
+
+/// Makes `span` a child of the remote span named by `traceparent`, when spans are
+/// exported (a no-op otherwise, or for a missing or malformed value). Call it before
+/// the span is first entered.
+pub fn set_parent(span: &tracing::Span, traceparent: Option<&str>) {
+    if !crate::otel::enabled() {
+        return;
+    }
+    let Some(remote) = traceparent.and_then(span_context) else {
+        return;
+    };
+    let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+}
+
+/// The `traceparent` to send to the next hop from inside `span`: the span's own ids
+/// when spans are exported, else a new child of `parent` (or a new trace).
+pub fn outgoing(span: &tracing::Span, parent: Option<&str>) -> String {
+    if crate::otel::enabled()
+        && let Some(own) = of_span(span)
+    {
+        return own;
+    }
+    child_of(parent)
+}
+
+/// The publish hop: makes `span` a child of the publisher's context (its own valid
+/// header, else the call's `incoming` metadata) and stores the `traceparent` the event
+/// carries on in `headers`. Without span export this is [`ensure`].
+pub fn publish(
+    span: &tracing::Span,
+    headers: &mut HashMap<String, String>,
+    incoming: Option<&str>,
+) {
+    if crate::otel::enabled() {
+        let parent = headers
+            .get(TRACEPARENT)
+            .filter(|v| is_valid(v))
+            .cloned()
+            .or_else(|| incoming.filter(|v| is_valid(v)).map(str::to_owned));
+        set_parent(span, parent.as_deref());
+        if let Some(own) = of_span(span) {
+            headers.insert(TRACEPARENT.to_owned(), own);
+            return;
+        }
+    }
+    ensure(headers, incoming);
+}
+
+/// `span`'s exported context as a `traceparent`, if it has one.
+fn of_span(span: &tracing::Span) -> Option<String> {
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| {
+        format!(
+            "00-{:032x}-{:016x}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
+}
+
+/// The remote span context of a valid `traceparent`.
+fn span_context(value: &str) -> Option<SpanContext> {
+    if !is_valid(value) {
+        return None;
+    }
+    let trace_id = TraceId::from_hex(&value[3..35]).ok()?;
+    let span_id = SpanId::from_hex(&value[36..52]).ok()?;
+    let flags = u8::from_str_radix(&value[53..55], 16).ok()?;
+    Some(SpanContext::new(
+        trace_id,
+        span_id,
+        TraceFlags::new(flags),
+        true,
+        TraceState::default(),
+    ))
+}
 
 /// Whether `value` is a well-formed version-00 `traceparent` with non-zero ids.
 pub fn is_valid(value: &str) -> bool {
@@ -104,6 +198,28 @@ mod tests {
         h.insert(TRACEPARENT.into(), "bad".into());
         let parent = child_of(None);
         ensure(&mut h, Some(&parent));
+        assert_eq!(trace_id(&h[TRACEPARENT]), trace_id(&parent));
+    }
+
+    #[test]
+    fn a_traceparent_becomes_a_remote_span_context() {
+        let value = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let sc = span_context(value).expect("valid");
+        assert!(sc.is_remote() && sc.is_sampled());
+        assert_eq!(
+            format!("{:032x}-{:016x}", sc.trace_id(), sc.span_id()),
+            "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"
+        );
+        assert!(span_context("garbage").is_none());
+    }
+
+    #[test]
+    fn without_export_spans_fall_back_to_child_ids() {
+        let parent = child_of(None);
+        let out = outgoing(&tracing::Span::none(), Some(&parent));
+        assert_eq!(trace_id(&out), trace_id(&parent));
+        let mut h = HashMap::new();
+        publish(&tracing::Span::none(), &mut h, Some(&parent));
         assert_eq!(trace_id(&h[TRACEPARENT]), trace_id(&parent));
     }
 }

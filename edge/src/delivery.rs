@@ -4,17 +4,19 @@
 //! each local subscriber the edge only splices the payload behind the subscription's
 //! precomputed prefix (DESIGN §7): one buffer per subscriber, no serialization.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fanout_core::bus::Bus;
 use fanout_core::shape::ShapeId;
-use fanout_core::{subject, telemetry};
+use fanout_core::{subject, telemetry, trace};
 use fanout_proto::v1::Delivery;
 use futures_util::StreamExt;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::close::CloseReason;
 use crate::edge::Edge;
 use crate::error::{Error, Result};
 use crate::message;
@@ -40,6 +42,7 @@ impl Edge {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ready = Vec::new();
         let mut reported = ReorderStats::default();
+        let mut traces = PendingTraces::default();
         loop {
             tokio::select! {
                 biased;
@@ -48,19 +51,19 @@ impl Edge {
                     let Some(msg) = msg else {
                         return Err(Error::DeliveryStreamEnded { subject });
                     };
-                    let trace_id = msg
-                        .header(fanout_core::trace::TRACEPARENT)
-                        .and_then(fanout_core::trace::trace_id)
-                        .map(str::to_owned);
+                    let traceparent = msg.header(trace::TRACEPARENT).map(str::to_owned);
                     match Delivery::decode(msg.payload) {
                         Ok(delivery) => {
                             tracing::debug!(
-                                trace_id,
+                                trace_id = traceparent.as_deref().and_then(trace::trace_id),
                                 channel = %delivery.channel,
                                 offset = delivery.offset,
                                 seq = delivery.seq,
                                 "delivery received"
                             );
+                            if let Some(tp) = traceparent.filter(|_| fanout_core::otel::enabled()) {
+                                traces.remember(&delivery, tp);
+                            }
                             reorder.push(delivery, Instant::now(), &mut ready);
                         }
                         Err(e) => tracing::warn!(%subject, error = %e, "undecodable delivery skipped"),
@@ -69,8 +72,20 @@ impl Edge {
                 _ = tick.tick(), if reorder.has_gap() => reorder.expire(Instant::now(), &mut ready),
             }
             for delivery in ready.drain(..) {
-                self.deliver(&delivery);
+                let span = tracing::debug_span!(
+                    target: trace::SPAN_TARGET,
+                    "deliver",
+                    otel.kind = "consumer",
+                    channel = %delivery.channel,
+                    offset = delivery.offset,
+                    seq = delivery.seq,
+                    frames = tracing::field::Empty,
+                );
+                trace::set_parent(&span, traces.take(&delivery).as_deref());
+                let frames = span.in_scope(|| self.deliver(&delivery));
+                span.record("frames", frames);
             }
+            traces.bound(REORDER_MAX_PENDING);
             let stats = reorder.stats();
             if stats != reported {
                 metrics::counter!(telemetry::EDGE_DELIVERY_GAPS)
@@ -82,10 +97,11 @@ impl Edge {
         }
     }
 
-    /// Queues the delivery's payloads to every local subscriber of their shapes.
-    /// Never waits: a connection whose queue is full is closed as a slow consumer.
-    pub fn deliver(&self, delivery: &Delivery) {
-        let mut frames = 0u64;
+    /// Queues the delivery's payloads to every local subscriber of their shapes and
+    /// returns how many frames were queued. Never waits: a connection whose queue is
+    /// full is closed as a slow consumer.
+    pub fn deliver(&self, delivery: &Delivery) -> u64 {
+        let mut stats = DeliverStats::default();
         for item in &delivery.items {
             let Some(shape) = ShapeId::from_slice(&item.shape_id) else {
                 tracing::warn!(channel = %delivery.channel, "delivery item with a malformed shape id");
@@ -95,6 +111,7 @@ impl Edge {
                 tracing::warn!(%shape, "delivery payload is not UTF-8; skipped");
                 continue;
             };
+            let before = stats.frames;
             self.index.for_each_subscriber(shape, |subscriber| {
                 if !subscriber.is_active() {
                     return;
@@ -104,12 +121,94 @@ impl Edge {
                     frame,
                     active: subscriber.active.clone(),
                 }) {
-                    frames += 1;
+                    stats.frames += 1;
+                    stats.deepest = stats.deepest.max(subscriber.outbound.queued());
+                } else if subscriber.outbound.reason() == Some(CloseReason::SlowConsumer) {
+                    stats.slow_consumer += 1;
+                } else {
+                    stats.closed += 1;
                 }
             });
+            let queued = stats.frames - before;
+            if queued > 0
+                && let Some(tenant) = self
+                    .index
+                    .tenant_of(shape)
+                    .and_then(|t| telemetry::tenant_label(&t))
+            {
+                metrics::counter!(telemetry::EDGE_TENANT_FRAMES, "tenant" => tenant)
+                    .increment(queued);
+            }
         }
-        if frames > 0 {
-            metrics::counter!(telemetry::EDGE_FRAMES_SENT).increment(frames);
+        stats.report(delivery);
+        stats.frames
+    }
+}
+
+/// What one delivery did, reported once per delivery (never per subscriber).
+#[derive(Debug, Default)]
+struct DeliverStats {
+    frames: u64,
+    slow_consumer: u64,
+    closed: u64,
+    deepest: usize,
+}
+
+impl DeliverStats {
+    fn report(&self, delivery: &Delivery) {
+        if self.frames > 0 {
+            metrics::counter!(telemetry::EDGE_FRAMES_SENT).increment(self.frames);
+            metrics::gauge!(telemetry::EDGE_OUTBOUND_QUEUE_MAX).set(self.deepest as f64);
+        }
+        if !delivery.items.is_empty() {
+            metrics::counter!(telemetry::EDGE_EVENTS_DELIVERED).increment(1);
+            if delivery.published_at_us > 0 {
+                let now = now_us();
+                let seconds = now.saturating_sub(delivery.published_at_us) as f64 / 1e6;
+                metrics::histogram!(telemetry::PUBLISH_TO_DELIVER_SECONDS).record(seconds);
+            }
+        }
+        for (reason, n) in [
+            ("slow_consumer", self.slow_consumer),
+            ("closed", self.closed),
+        ] {
+            if n > 0 {
+                metrics::counter!(telemetry::EDGE_FRAMES_DROPPED, "reason" => reason).increment(n);
+            }
         }
     }
+}
+
+/// The `traceparent` of deliveries held in the reorder buffer, kept only while spans
+/// are exported, so that each `deliver` span joins its own event's trace.
+#[derive(Debug, Default)]
+struct PendingTraces(HashMap<(String, u64), String>);
+
+impl PendingTraces {
+    fn remember(&mut self, delivery: &Delivery, traceparent: String) {
+        self.0
+            .insert((delivery.router.clone(), delivery.seq), traceparent);
+    }
+
+    fn take(&mut self, delivery: &Delivery) -> Option<String> {
+        if self.0.is_empty() {
+            return None;
+        }
+        self.0.remove(&(delivery.router.clone(), delivery.seq))
+    }
+
+    /// Forgets everything once more than `max` entries linger (deliveries dropped as
+    /// late never come out of the buffer).
+    fn bound(&mut self, max: usize) {
+        if self.0.len() > max {
+            self.0.clear();
+        }
+    }
+}
+
+/// Unix time in microseconds.
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }

@@ -91,6 +91,7 @@ impl<K: Eq + Hash + Clone> Counter<K> {
         Some(Slot {
             counter: self.clone(),
             key: Some(key),
+            gauge: None,
         })
     }
 
@@ -115,10 +116,24 @@ impl<K: Eq + Hash + Clone> Counter<K> {
 pub struct Slot<K: Eq + Hash + Clone> {
     counter: Arc<Counter<K>>,
     key: Option<K>,
+    /// A gauge counting this slot while it is held (per-tenant connections).
+    gauge: Option<metrics::Gauge>,
+}
+
+impl<K: Eq + Hash + Clone> Slot<K> {
+    /// Counts this slot in `gauge` until it is dropped.
+    fn counted_in(mut self, gauge: metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        self.gauge = Some(gauge);
+        self
+    }
 }
 
 impl<K: Eq + Hash + Clone> Drop for Slot<K> {
     fn drop(&mut self) {
+        if let Some(gauge) = self.gauge.take() {
+            gauge.decrement(1.0);
+        }
         if let Some(key) = self.key.take() {
             self.counter.release(key);
         }
@@ -209,7 +224,13 @@ pub(crate) fn acquire_tenant(
     };
     let max = edge.config.limits.max_connections_per_tenant;
     match edge.gates.by_tenant.acquire(tenant.clone(), max) {
-        Some(slot) => Ok(Some(slot)),
+        Some(slot) => Ok(Some(match telemetry::tenant_label(tenant) {
+            Some(label) => slot.counted_in(metrics::gauge!(
+                telemetry::EDGE_TENANT_CONNECTIONS,
+                "tenant" => label
+            )),
+            None => slot,
+        })),
         None => {
             count_refusal("connections_per_tenant");
             tracing::debug!(%tenant, max, "connection_init refused: tenant connection limit");

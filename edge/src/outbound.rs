@@ -105,6 +105,11 @@ impl Outbound {
         }
     }
 
+    /// Items waiting in the queue now.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Asks the writer to close the socket with `reason`; the first reason wins.
     /// Returns whether this call set the reason.
     pub fn close(&self, reason: CloseReason) -> bool {

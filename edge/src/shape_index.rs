@@ -107,6 +107,13 @@ impl ShapeIndex {
         entry.subscribers.len()
     }
 
+    /// The tenant of `shape`'s security context, when it has one (per-tenant metrics).
+    pub fn tenant_of(&self, shape: ShapeId) -> Option<String> {
+        self.shapes
+            .get(&shape)
+            .and_then(|entry| entry.shape.security.tenant.clone())
+    }
+
     /// Number of distinct shapes with at least one local subscriber.
     pub fn shapes(&self) -> usize {
         self.shapes.len()

@@ -53,6 +53,8 @@ struct Args {
     /// Log as JSON lines.
     #[arg(long, env = "FANOUT_LOG_JSON")]
     log_json: bool,
+    #[command(flatten)]
+    otlp: fanout_core::otel::OtlpArgs,
 }
 
 fn main() -> ExitCode {
@@ -64,8 +66,10 @@ fn main() -> ExitCode {
         eprintln!("error: --resolver-timeout-ms must be at least 1");
         return ExitCode::from(role::EXIT_USAGE);
     }
-    role::init_logging(args.log_json);
-    role::block_on(run(args))
+    let (json, otlp) = (args.log_json, args.otlp.clone());
+    role::block_on(
+        async move { role::with_telemetry(json, &otlp, "fanout-worker", run(args)).await },
+    )
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

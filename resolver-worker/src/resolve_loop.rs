@@ -20,6 +20,7 @@ use fanout_proto::v1::{ResolveTask, ShapeSpec};
 use futures_util::StreamExt;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::{EventInput, PythonRuntime, ResolveCall, ResolveOutcome};
 
@@ -71,8 +72,11 @@ impl Worker {
                 msg = tasks.next() => match msg { Some(m) => m, None => break },
                 () = shutdown.cancelled() => break,
             };
+            let traceparent = msg
+                .header(fanout_core::trace::TRACEPARENT)
+                .map(str::to_owned);
             match ResolveTask::decode(msg.payload) {
-                Ok(task) => self.handle(task).await,
+                Ok(task) => self.handle(task, traceparent.as_deref()).await,
                 Err(e) => tracing::warn!(error = %e, "malformed resolve task dropped"),
             }
         }
@@ -103,8 +107,31 @@ impl Worker {
         }
     }
 
-    /// Resolves one task and publishes its deliveries.
-    pub async fn handle(&self, task: ResolveTask) {
+    /// Resolves one task and publishes its deliveries, in a `resolve` span that is a
+    /// child of `traceparent` (the router's dispatch span).
+    pub async fn handle(&self, task: ResolveTask, traceparent: Option<&str>) {
+        let (channel, offset) = task
+            .event
+            .as_ref()
+            .map_or(("", 0), |e| (e.channel.as_str(), e.offset));
+        let span = tracing::debug_span!(
+            target: fanout_core::trace::SPAN_TARGET,
+            "resolve",
+            otel.kind = "consumer",
+            channel,
+            offset,
+            shapes = task.shapes.len(),
+            python_calls = tracing::field::Empty,
+        );
+        fanout_core::trace::set_parent(&span, traceparent);
+        metrics::counter!(telemetry::WORKER_TASKS).increment(1);
+        let in_flight = metrics::gauge!(telemetry::WORKER_TASKS_IN_FLIGHT);
+        in_flight.increment(1.0);
+        self.resolve(task, traceparent).instrument(span).await;
+        in_flight.decrement(1.0);
+    }
+
+    async fn resolve(&self, task: ResolveTask, parent: Option<&str>) {
         let Some(event) = task.event else {
             tracing::warn!("resolve task without event dropped");
             return;
@@ -135,6 +162,7 @@ impl Worker {
             .filter(|(_, (s, _))| self.runtime.has_resolver(s.field()))
             .map(|(i, _)| i)
             .collect();
+        tracing::Span::current().record("python_calls", python.len());
         let calls = python
             .iter()
             .map(|&i| ResolveCall {
@@ -192,12 +220,7 @@ impl Worker {
         let deliveries = batch
             .into_sequenced(|edge| task.edge_seq.get(edge).copied().unwrap_or(0))
             .filter(|(_, d)| d.seq != 0 || !d.items.is_empty());
-        let traceparent = fanout_core::trace::child_of(
-            event
-                .headers
-                .get(fanout_core::trace::TRACEPARENT)
-                .map(String::as_str),
-        );
+        let traceparent = fanout_core::trace::outgoing(&tracing::Span::current(), parent);
         tracing::debug!(
             trace_id = fanout_core::trace::trace_id(&traceparent),
             channel = %event.channel,
@@ -315,7 +338,7 @@ def mine(event, args, ctx):
         // Even when a task names shapes that may not see the event, only alice's of t1
         // is resolved and delivered.
         worker
-            .handle(task(&[&alice, &bob, &alice_t2], "alice", "t1"))
+            .handle(task(&[&alice, &bob, &alice_t2], "alice", "t1"), None)
             .await;
         let d = next(&mut edge).await.expect("a delivery");
         assert_eq!(d.items.len(), 1, "{d:?}");
@@ -324,7 +347,9 @@ def mine(event, args, ctx):
         assert_eq!(payload["data"]["mine"]["label"], "for alice");
 
         // No tenant in multi-tenant mode: nothing at all.
-        worker.handle(task(&[&alice, &bob], "alice", "")).await;
+        worker
+            .handle(task(&[&alice, &bob], "alice", ""), None)
+            .await;
         assert!(next(&mut edge).await.is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -89,6 +89,12 @@ impl PythonRuntime {
         self.inner.timeout
     }
 
+    /// Sets the resolver queue depth gauge: batches waiting for the Python thread.
+    fn report_queue_depth(&self) {
+        let queued = self.inner.batches.max_capacity() - self.inner.batches.capacity();
+        metrics::gauge!(fanout_core::telemetry::RESOLVER_QUEUE_DEPTH).set(queued as f64);
+    }
+
     /// Runs one resolver call per entry of `calls` for `event`, on the Python thread.
     ///
     /// Returns one outcome per call, in order. Waits at most `timeout × calls.len()`
@@ -119,7 +125,10 @@ impl PythonRuntime {
         };
         let waited = tokio::time::timeout(budget, async {
             self.inner.batches.send(batch).await.map_err(|_| ())?;
-            finished.await.map_err(|_| ())
+            self.report_queue_depth();
+            let result = finished.await.map_err(|_| ());
+            self.report_queue_depth();
+            result
         })
         .await;
         let (mut outcomes, unfinished) = match waited {

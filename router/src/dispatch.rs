@@ -17,9 +17,14 @@ use fanout_core::render::EventMeta;
 use fanout_core::{subject, telemetry, trace};
 use fanout_proto::v1::{Event, ResolveTask, ShapeTarget};
 use prost::Message;
+use tracing::Instrument as _;
 
 use crate::index::ChannelIndex;
 use crate::owner::Stamped;
+
+fn dropped(reason: &'static str) {
+    metrics::counter!(telemetry::EVENTS_DROPPED, "reason" => reason).increment(1);
+}
 
 /// Sends each stamped event towards the edges that want it.
 pub struct Dispatcher {
@@ -83,6 +88,22 @@ impl Dispatcher {
     }
 
     pub async fn dispatch(&self, stamped: Stamped) {
+        let span = tracing::debug_span!(
+            target: trace::SPAN_TARGET,
+            "dispatch",
+            channel = %stamped.event.channel,
+            offset = stamped.offset,
+            shapes = tracing::field::Empty,
+            path = tracing::field::Empty,
+        );
+        let parent = stamped.event.headers.get(trace::TRACEPARENT).cloned();
+        trace::set_parent(&span, parent.as_deref());
+        self.route(stamped, parent.as_deref())
+            .instrument(span)
+            .await;
+    }
+
+    async fn route(&self, stamped: Stamped, parent: Option<&str>) {
         let targets = {
             let event = &stamped.event;
             let gate = EventGate::new(self.policy, &event.value, &event.tenant);
@@ -90,23 +111,50 @@ impl Dispatcher {
                 return;
             }
             let mut targets = self.index.snapshot(&event.channel);
+            if targets.is_empty() {
+                dropped("no_interest");
+                return;
+            }
             targets.retain(|t| gate.admits(&t.shape));
             targets
         };
         if targets.is_empty() {
+            dropped("filtered");
             return;
         }
         let needs_python = targets
             .iter()
             .any(|t| self.python_fields.contains(t.shape.field()));
+        let span = tracing::Span::current();
+        span.record("shapes", targets.len());
+        let traceparent = trace::outgoing(&span, parent);
         if needs_python {
-            self.to_workers(stamped, targets).await;
+            span.record("path", "workers");
+            self.to_workers(stamped, targets, &traceparent).await;
         } else {
-            self.inline(stamped, targets).await;
+            span.record("path", "inline");
+            self.inline(stamped, targets, &traceparent).await;
         }
     }
 
-    async fn inline(&self, stamped: Stamped, targets: Vec<crate::index::ShapeInterest>) {
+    /// Resolves an event whose shapes have no Python resolver here: its `resolve` span
+    /// is a child of the dispatch span.
+    async fn inline(
+        &self,
+        stamped: Stamped,
+        targets: Vec<crate::index::ShapeInterest>,
+        parent: &str,
+    ) {
+        let span = tracing::debug_span!(
+            target: trace::SPAN_TARGET,
+            "resolve",
+            channel = %stamped.event.channel,
+            offset = stamped.offset,
+            shapes = targets.len(),
+            resolver = "none",
+        );
+        let traceparent = trace::outgoing(&span, Some(parent));
+        let entered = span.enter();
         let meta = EventMeta {
             channel: &stamped.event.channel,
             offset: stamped.offset,
@@ -117,19 +165,15 @@ impl Dispatcher {
             let payload = passthrough(&target.shape, &stamped.event.value, meta);
             batch.add(target.shape.id, &payload, &target.edges);
         }
-        let parent = stamped
-            .event
-            .headers
-            .get(trace::TRACEPARENT)
-            .map(String::as_str);
-        let traceparent = trace::child_of(parent);
         tracing::debug!(
             trace_id = trace::trace_id(&traceparent),
             channel = %stamped.event.channel,
             offset = stamped.offset,
             "dispatching inline"
         );
-        for (edge, delivery) in batch.into_sequenced(|edge| self.next_seq(edge)) {
+        let deliveries: Vec<_> = batch.into_sequenced(|edge| self.next_seq(edge)).collect();
+        drop(entered);
+        for (edge, delivery) in deliveries {
             let bytes = delivery.encode_to_vec();
             match self
                 .bus
@@ -146,12 +190,15 @@ impl Dispatcher {
         }
     }
 
-    async fn to_workers(&self, stamped: Stamped, targets: Vec<crate::index::ShapeInterest>) {
+    async fn to_workers(
+        &self,
+        stamped: Stamped,
+        targets: Vec<crate::index::ShapeInterest>,
+        traceparent: &str,
+    ) {
         let event = stamped.event;
-        let traceparent =
-            trace::child_of(event.headers.get(trace::TRACEPARENT).map(String::as_str));
         tracing::debug!(
-            trace_id = trace::trace_id(&traceparent),
+            trace_id = trace::trace_id(traceparent),
             channel = %event.channel,
             offset = stamped.offset,
             "sending to resolver workers"
@@ -188,7 +235,7 @@ impl Dispatcher {
             .bus
             .publish_with_headers(
                 subject::RESOLVE,
-                &[(trace::TRACEPARENT, &traceparent)],
+                &[(trace::TRACEPARENT, traceparent)],
                 task.encode_to_vec().into(),
             )
             .await

@@ -21,6 +21,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::ServerTlsConfig;
 use tonic::{Code, Request, Response, Status, Streaming};
+use tracing::Instrument as _;
 
 use crate::interest_server::InterestService;
 use crate::publisher_auth::{self, PublisherAuth};
@@ -113,6 +114,17 @@ fn traceparent(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The `publish` span of one event (exported only when span export is on).
+fn publish_span(channel: &str) -> tracing::Span {
+    tracing::debug_span!(
+        target: fanout_core::trace::SPAN_TARGET,
+        "publish",
+        otel.kind = "server",
+        channel,
+        offset = tracing::field::Empty,
+    )
+}
+
 fn refused(reason: &'static str) {
     metrics::counter!(telemetry::ROUTER_PUBLISH_REFUSALS, "reason" => reason).increment(1);
 }
@@ -128,9 +140,15 @@ impl Publisher for PublisherService {
         let caller = self.authenticate(&request)?;
         let incoming = traceparent(request.metadata());
         let mut request = request.into_inner();
-        fanout_core::trace::ensure(&mut request.headers, incoming.as_deref());
+        let span = publish_span(&request.channel);
+        fanout_core::trace::publish(&span, &mut request.headers, incoming.as_deref());
         caller.admit(&self.rate, &request.channel)?;
-        let reply = self.router.publish(request).await?;
+        let reply = self
+            .router
+            .publish(request)
+            .instrument(span.clone())
+            .await?;
+        span.record("offset", reply.offset);
         Ok(Response::new(reply))
     }
 
@@ -164,8 +182,18 @@ impl Publisher for PublisherService {
                                 format!("request #{index}: {}", status.message()),
                             )),
                             Ok(()) => {
-                                fanout_core::trace::ensure(&mut req.headers, incoming.as_deref());
-                                service.router.publish(req).await.map_err(|e| match e {
+                                let span = publish_span(&req.channel);
+                                fanout_core::trace::publish(
+                                    &span,
+                                    &mut req.headers,
+                                    incoming.as_deref(),
+                                );
+                                let published =
+                                    service.router.publish(req).instrument(span.clone()).await;
+                                if let Ok(reply) = &published {
+                                    span.record("offset", reply.offset);
+                                }
+                                published.map_err(|e| match e {
                                     Error::InvalidRequest(m) => Status::new(
                                         Code::InvalidArgument,
                                         format!("request #{index}: {m}"),

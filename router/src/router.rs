@@ -177,6 +177,9 @@ impl Router {
             .owners
             .get(partition as usize)
             .ok_or_else(|| crate::Error::Unavailable("no owner for partition".into()))?;
+        let tenant_label = (!request.tenant.is_empty())
+            .then(|| telemetry::tenant_label(&request.tenant))
+            .flatten();
         let reply = owner
             .submit(Accepted {
                 channel: request.channel,
@@ -189,6 +192,10 @@ impl Router {
             })
             .await?;
         metrics::counter!(telemetry::ROUTER_EVENTS_PUBLISHED).increment(1);
+        if let Some(tenant) = tenant_label {
+            metrics::counter!(telemetry::ROUTER_TENANT_EVENTS_PUBLISHED, "tenant" => tenant)
+                .increment(1);
+        }
         Ok(reply)
     }
 

@@ -81,6 +81,10 @@ pub struct StandaloneArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "FANOUT_LOG_JSON")]
     pub log_json: bool,
+    #[command(flatten)]
+    pub otlp: fanout_core::otel::OtlpArgs,
+    #[command(flatten)]
+    pub tenant_metrics: fanout_core::telemetry::TenantMetricsArgs,
     /// Tenant isolation: an event reaches only subscribers whose token's tenant equals
     /// the event's `tenant`; events without a tenant, and subscribers without a tenant
     /// claim, get nothing.

@@ -12,25 +12,93 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::Admin;
+use crate::otel::{Exporter, OtelError, OtlpArgs};
 
 /// Exit code for bad flags or configuration (EX_USAGE).
 pub const EXIT_USAGE: u8 = 64;
 
 /// Text logs (or JSON lines with `json`) on stderr, filtered by `FANOUT_LOG`
-/// (default `info`).
+/// (default `info`); no span export. Roles use [`with_telemetry`].
 pub fn init_logging(json: bool) {
+    install_subscriber(json, None);
+}
+
+/// Sets up logging and, when `otlp` names an endpoint, span export as service
+/// `service` (see [`crate::otel`]), then runs `fut` and flushes the exported spans
+/// before returning its result. Runs inside the tokio runtime, which the exporter needs.
+pub async fn with_telemetry<E: From<OtelError>>(
+    json: bool,
+    otlp: &OtlpArgs,
+    service: &str,
+    fut: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), E> {
+    let telemetry = init_telemetry(json, otlp, service)?;
+    let result = fut.await;
+    telemetry.shutdown().await;
+    result
+}
+
+/// Logging plus span export when `otlp` names an endpoint; call inside the tokio
+/// runtime and [`Telemetry::shutdown`] at the end so batched spans are flushed.
+pub fn init_telemetry(json: bool, otlp: &OtlpArgs, service: &str) -> Result<Telemetry, OtelError> {
+    let Some(endpoint) = otlp.endpoint() else {
+        install_subscriber(json, None);
+        return Ok(Telemetry { exporter: None });
+    };
+    let (exporter, tracer) = Exporter::start(&endpoint, service)?;
+    install_subscriber(json, Some(tracer));
+    tracing::info!(%endpoint, "exporting trace spans over OTLP");
+    Ok(Telemetry {
+        exporter: Some(exporter),
+    })
+}
+
+/// Logging and span export of a running role.
+#[derive(Debug)]
+pub struct Telemetry {
+    exporter: Option<Exporter>,
+}
+
+impl Telemetry {
+    /// Flushes and stops span export (nothing to do without it).
+    pub async fn shutdown(self) {
+        if let Some(exporter) = self.exporter {
+            exporter.shutdown().await;
+        }
+    }
+}
+
+/// The fmt layer filtered by `FANOUT_LOG`, and the span exporter's layer (when there is
+/// one) filtered to the per-event spans only: without it those spans are disabled.
+fn install_subscriber(json: bool, tracer: Option<opentelemetry_sdk::trace::SdkTracer>) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = tracing_subscriber::EnvFilter::try_from_env("FANOUT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: logs captured to files or collectors stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if json {
+        fmt.json().boxed()
     } else {
-        builder.try_init()
+        fmt.with_ansi(ansi).boxed()
+    };
+    let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
+    let _ = match tracer {
+        Some(tracer) => {
+            let spans = tracing_subscriber::filter::Targets::new()
+                .with_target(crate::trace::SPAN_TARGET, tracing::Level::TRACE);
+            registry
+                .with(
+                    tracing_opentelemetry::layer()
+                        .with_tracer(tracer)
+                        .with_filter(spans),
+                )
+                .try_init()
+        }
+        None => registry.try_init(),
     };
 }
 
