@@ -63,6 +63,11 @@ impl Harness {
         let schema = Arc::new(Schema::parse(SDL, "t.graphql").expect("schema"));
         let interest = Arc::new(CountingInterest::default());
         let edge = Edge::new(config, schema, JwtVerifier::anonymous(), interest.clone());
+        Self::attach(edge, interest)
+    }
+
+    /// Another connection to the same edge.
+    fn attach(edge: Arc<Edge>, interest: Arc<CountingInterest>) -> Self {
         let (to_server, server_rx) = mpsc::channel(64);
         let (server_tx, from_server) = mpsc::channel(1024);
         let task = tokio::spawn(connection::run(
@@ -241,4 +246,47 @@ async fn overflowing_queue_closes_with_4503_and_frees_subscriptions() {
     h.expect_close(4503).await;
     let edge = h.finished().await;
     assert_eq!(edge.stats(), crate::EdgeStats::default());
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_closes_each_connection_with_1012_evenly_over_the_window() {
+    let first = Harness::start(EdgeConfig {
+        drain_window: Duration::from_secs(4),
+        ..config()
+    });
+    let (edge, interest) = (first.edge.clone(), first.interest.clone());
+    let mut conns = vec![first];
+    for _ in 0..3 {
+        conns.push(Harness::attach(edge.clone(), interest.clone()));
+    }
+    for h in &mut conns {
+        h.init().await;
+        subscribe(h, "a").await;
+    }
+    assert_eq!(edge.stats().subscriptions, 4);
+
+    let start = tokio::time::Instant::now();
+    let drain = tokio::spawn(edge.clone().drain());
+    let closes = futures_util::future::join_all(conns.iter_mut().map(|h| async move {
+        h.expect_close(1012).await;
+        start.elapsed()
+    }))
+    .await;
+    let mut closes = closes;
+    closes.sort();
+    assert_eq!(closes, [1, 2, 3, 4].map(Duration::from_secs));
+    tokio::time::timeout(WAIT, drain)
+        .await
+        .expect("drain ends")
+        .expect("task");
+    assert!(edge.is_draining());
+    for h in conns {
+        h.finished().await;
+    }
+    assert_eq!(edge.stats(), crate::EdgeStats::default());
+    assert_eq!(interest.live.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // A connection that got through while the drain started closes at once.
+    let mut late = Harness::attach(edge.clone(), interest);
+    late.expect_close(1012).await;
 }
