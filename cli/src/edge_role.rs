@@ -200,6 +200,8 @@ async fn run(args: EdgeArgs) -> anyhow::Result<()> {
             }
         });
     }
+    // Before the admin server starts, so `/drain` never answers 501 on an edge.
+    let drain = admin.enable_drain();
     servers.spawn(
         "admin",
         admin.clone().serve(admin_listener, shutdown.clone()),
@@ -214,7 +216,6 @@ async fn run(args: EdgeArgs) -> anyhow::Result<()> {
         ));
     }
     tracing::info!(edge = %id, listen = %args.listen, nats = %args.cluster.nats_url, "fanout-edge running");
-    let drain = admin.enable_drain();
     servers
         .wait_for_stop_draining(&drain, edge.clone().drain())
         .await;

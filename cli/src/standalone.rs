@@ -279,6 +279,8 @@ async fn run(
             fanout_router::grpc::serve_with(router, grpc_listener, grpc_security, stop).await
         });
     }
+    // Before the admin server starts, so `/drain` never answers 501 on an edge.
+    let drain = admin.enable_drain();
     servers.spawn(
         "admin",
         admin.clone().serve(admin_listener, shutdown.clone()),
@@ -297,7 +299,6 @@ async fn run(
 
     // SIGTERM (or GET/POST /drain) drains the edge first: /readyz turns 503, upgrades
     // are refused and sockets close with 1012 over the drain window.
-    let drain = admin.enable_drain();
     servers
         .wait_for_stop_draining(&drain, edge.clone().drain())
         .await;
