@@ -4,13 +4,18 @@
 //! starts the three role binaries of this checkout exactly so, and checks every probe
 //! the manifests name answers 200 on the admin port they name.
 //!
+//! Then it runs the `helm test` Pod's script against them: it subscribes through the
+//! edge Service, publishes through the router Service and must receive the event.
+//!
 //! Only what cannot exist outside a cluster is substituted, and each substitution is
 //! printed:
 //! - mounted ConfigMaps (and emptyDirs) → temp directories holding the rendered data;
 //!   their mount paths are rewritten to those directories wherever they appear;
 //! - the listen ports the manifests give (`0.0.0.0:PORT`) → `127.0.0.1` with ephemeral
 //!   ports, since the three pods share one network namespace here;
-//! - the in-cluster NATS URL → a `nats-server` started by the test;
+//! - the in-cluster NATS URL → a `nats-server` started by the test; Service DNS names
+//!   (`demo-fanout-edge:80`) in the test Pod → the loopback port of the pod behind them;
+//!   the test Pod's `/tmp` (an emptyDir) → a temp directory;
 //! - downward-API env (`metadata.name`, `metadata.namespace`) → the names the pods
 //!   would have (`demo-fanout-router-0`, ...);
 //! - the in-cluster service account of pods that mount one → `KUBECONFIG` naming a fake
@@ -528,5 +533,91 @@ async fn rendered_manifests_start_ready_roles() -> Result<()> {
         watched >= 2,
         "expected the edge and the router to list the EndpointSlices of {headless_name}; requests: {requests:?}"
     );
+
+    // The `helm test` pod's script, run against these processes: it subscribes through
+    // the edge Service and publishes through the router Service until the event arrives.
+    let mut service_subst = Substitutions::default();
+    for svc in docs
+        .iter()
+        .filter(|d| str_at(d, &["kind"]) == Some("Service"))
+    {
+        let Some(svc_name) = str_at(svc, &["metadata", "name"]) else {
+            continue;
+        };
+        let component = str_at(svc, &["spec", "selector", "app.kubernetes.io/component"]);
+        let Some(l) = launches.iter().find(|l| Some(l.role) == component) else {
+            continue;
+        };
+        for port in seq(svc, &["spec", "ports"]) {
+            let (Some(number), Some(target)) = (
+                at(port, &["port"]).and_then(Yaml::as_u64),
+                str_at(port, &["targetPort"]),
+            ) else {
+                continue;
+            };
+            if let Some(container_port) = l.ports.get(target) {
+                service_subst.add(
+                    format!("{svc_name}:{number}"),
+                    format!("127.0.0.1:{}", local_port[&(l.role, *container_port)]),
+                    "Service DNS name",
+                );
+            }
+        }
+    }
+    let test_pod = docs
+        .iter()
+        .find(|d| {
+            str_at(d, &["kind"]) == Some("Pod")
+                && str_at(d, &["metadata", "annotations", "helm.sh/hook"]) == Some("test")
+        })
+        .ok_or_else(|| anyhow!("the chart rendered no helm test Pod"))?;
+    let c = seq(test_pod, &["spec", "containers"])
+        .first()
+        .ok_or_else(|| anyhow!("the helm test Pod has no container"))?;
+    let command: Vec<&str> = seq(c, &["command"])
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    ensure!(
+        command == ["/bin/sh", "-c"],
+        "the helm test Pod runs {command:?}, not a /bin/sh script"
+    );
+    let script = seq(c, &["args"])
+        .first()
+        .and_then(Yaml::as_str)
+        .ok_or_else(|| anyhow!("the helm test Pod has no script"))?;
+    let fanout = fanout_tests::binary::fanout_bin()?;
+    let bin_dir = fanout
+        .parent()
+        .ok_or_else(|| anyhow!("fanout binary has no directory"))?;
+    let work = tmp.0.join("helm-test");
+    std::fs::create_dir_all(&work)?;
+    let mut cmd = Command::new("/bin/sh");
+    // The image's PATH holds `fanout`; the shell tools come from this machine.
+    cmd.env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+        .arg("-c")
+        .arg(script.replace("/tmp/", &format!("{}/", work.display())));
+    if let Some(path) = std::env::var_os("LD_LIBRARY_PATH") {
+        cmd.env("LD_LIBRARY_PATH", path);
+    }
+    for e in seq(c, &["env"]) {
+        let (Some(key), Some(value)) = (str_at(e, &["name"]), str_at(e, &["value"])) else {
+            bail!("helm test env {e:?} is not a plain value (the default values use none)");
+        };
+        cmd.env(key, service_subst.apply(value));
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .context("helm test script task")?
+        .context("cannot run /bin/sh for the helm test script")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success() && stdout.contains("helm-test"),
+        "the helm test script failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("helm test script: {}", stdout.trim());
     Ok(())
 }
