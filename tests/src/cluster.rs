@@ -413,6 +413,8 @@ pub struct ClusterSpec {
     pub schema: PathBuf,
     /// Python resolvers (default: `examples/orders/resolvers.py`).
     pub resolvers: PathBuf,
+    /// Flags given to every role (e.g. `--otlp-endpoint URL`).
+    pub role_args: Vec<String>,
 }
 
 impl ClusterSpec {
@@ -424,6 +426,7 @@ impl ClusterSpec {
             workers,
             schema: example("orders/schema.graphql"),
             resolvers: example("orders/resolvers.py"),
+            role_args: Vec::new(),
         }
     }
 }
@@ -548,7 +551,9 @@ impl Cluster {
                     &schema,
                     "--resolvers",
                     &resolvers,
-                ],
+                ]
+                .into_iter()
+                .chain(spec.role_args.iter().map(String::as_str)),
             )?;
             cluster.routers.push(RouterProc {
                 id,
@@ -574,7 +579,9 @@ impl Cluster {
                     &schema,
                     "--resolvers",
                     &resolvers,
-                ],
+                ]
+                .into_iter()
+                .chain(spec.role_args.iter().map(String::as_str)),
             )?;
             cluster.workers.push(WorkerProc {
                 id,
@@ -601,7 +608,9 @@ impl Cluster {
                     &format!("127.0.0.1:{admin}"),
                     "--schema",
                     &schema,
-                ],
+                ]
+                .into_iter()
+                .chain(spec.role_args.iter().map(String::as_str)),
             )?;
             cluster.edges.push(EdgeProc {
                 id,

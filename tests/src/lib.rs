@@ -7,7 +7,9 @@
 //!   killed on drop; its stderr is kept and printed when a test fails.
 //! - [`ws`]: [`GqlClient`], a `graphql-transport-ws` client over tokio-tungstenite.
 //! - [`grpc`]: the `fanout.v1.Publisher` client plus gRPC health and reflection.
-//! - [`metrics`]: reads `/metrics` and polls a series until it meets a condition.
+//! - [`metrics`]: reads `/metrics` (also parsed strictly as Prometheus text) and polls a
+//!   series until it meets a condition.
+//! - [`otlp`]: an OTLP/gRPC trace receiver for the span export tests.
 //! - [`tls`]: clients trusting the test CA of `tests/fixtures/tls/`.
 //! - [`token`]: HS256 tokens for `--jwt-secret` servers.
 //! - [`keys`]: RSA/EC test keys, JWKS files and RS256/ES256/forged tokens.
@@ -26,6 +28,7 @@ pub mod grpc;
 pub mod keys;
 pub mod kube_api;
 pub mod metrics;
+pub mod otlp;
 pub mod server;
 pub mod tls;
 pub mod token;
