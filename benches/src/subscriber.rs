@@ -20,11 +20,15 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::args::{Args, Field};
 use crate::clock::now_us;
 use crate::tally::Tally;
 use crate::workload;
+
+/// Read buffer per client connection (tungstenite's default is 128 KiB).
+const READ_BUFFER: usize = 8 * 1024;
 
 /// What the connections of this process do.
 #[derive(Debug, Clone)]
@@ -327,6 +331,10 @@ async fn connect(url: &str, source: Option<IpAddr>) -> anyhow::Result<Ws> {
     }
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;
+    // tungstenite zero-fills its whole read buffer (128 KiB by default) on every read;
+    // frames here are small, and 19,000 connections per process must fit in memory.
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     Ok(ws)
 }

@@ -1,0 +1,102 @@
+# Shared by benches/scenarios.sh and benches/compare.sh: building, starting and stopping
+# the servers under test, and running fanout-bench with its JSON report appended to
+# $RESULTS. Source it; it expects $root (the checkout) to be set.
+
+bin="${FANOUT_BIN_DIR:-$root/target/release}"
+out_dir="${FANOUT_BENCH_OUT:-$root/target/bench-results}"
+# Ports of the servers under test, away from the defaults other tools use.
+sa_ws=28080 sa_grpc=28051 sa_admin=28090
+cluster_base=28180
+cluster_state="${TMPDIR:-/tmp}/fanout-bench-cluster"
+server_pid=""
+
+log() { echo "== $*" >&2; }
+
+build_fanout() {
+  if [ -n "${FANOUT_BIN_DIR:-}" ]; then
+    log "using binaries in $FANOUT_BIN_DIR"
+    return
+  fi
+  log "building release binaries"
+  (cd "$root" && cargo build --release -p fanout-cli -p fanout-resolver-worker -p fanout-bench >&2)
+}
+
+wait_http() { # url seconds
+  local deadline=$((SECONDS + $2))
+  until curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null; do
+    if [ $SECONDS -ge "$deadline" ]; then
+      echo "not ready after $2 s: $1" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+wait_port() { # port seconds
+  local deadline=$((SECONDS + $2))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+    if [ $SECONDS -ge "$deadline" ]; then
+      echo "nothing listens on port $1 after $2 s" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+stop_pid() { # pid
+  local pid="$1"
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+start_standalone() {
+  "$bin/fanout" standalone --listen "127.0.0.1:$sa_ws" --grpc-listen "127.0.0.1:$sa_grpc" \
+    --admin-listen "127.0.0.1:$sa_admin" --drain-window-ms 0 "$@" \
+    >"$out_dir/standalone.log" 2>&1 &
+  server_pid=$!
+  wait_http "http://127.0.0.1:$sa_admin/readyz" 30
+}
+
+stop_server() {
+  stop_pid "$server_pid"
+  server_pid=""
+}
+
+cluster_up() {
+  FANOUT_BIN_DIR="$bin" FANOUT_CLUSTER_DIR="$cluster_state" \
+    "$root/deploy/local-cluster.sh" up --base-port "$cluster_base" >/dev/null
+}
+
+cluster_down() {
+  FANOUT_CLUSTER_DIR="$cluster_state" "$root/deploy/local-cluster.sh" down >/dev/null
+}
+
+# Pids of the cluster's processes whose names match (edge, router, worker, nats).
+cluster_pids() {
+  local args=() f
+  for f in "$cluster_state"/$1*.pid; do
+    [ -e "$f" ] && args+=(--server-pid "$(cat "$f")")
+  done
+  echo "${args[@]}"
+}
+
+# bench LABEL ARGS...: one fanout-bench run, JSON appended to $RESULTS.
+bench() {
+  local label="$1"
+  shift
+  log "$label: fanout-bench $*"
+  local json
+  if json=$("$bin/fanout-bench" --label "$label" --json "$@"); then
+    echo "$json" >>"$RESULTS"
+  else
+    echo "{\"label\": \"$label\", \"mode\": \"failed\"}" >>"$RESULTS"
+  fi
+}
+
+new_results() { # name
+  mkdir -p "$out_dir"
+  RESULTS="$out_dir/$1-$(date +%Y%m%d-%H%M%S).jsonl"
+  : >"$RESULTS"
+}
