@@ -1,7 +1,7 @@
 //! `fanout-core`: what two or more Fanout roles share.
 //!
 //! A tour of the modules:
-//! - [`admin`]: `/healthz`, `/readyz` and `/metrics` for every role.
+//! - [`admin`]: `/healthz`, `/readyz`, `/startupz`, `/drain` and `/metrics` for every role.
 //! - [`graphql`]: the schema with its built-in directives (`@channel`, `@auth`, `@filter`),
 //!   validation of subscription documents, and projection of resolved values onto a
 //!   selection set.
