@@ -33,7 +33,9 @@ down() {
     for pidfile in "$state"/*.pid; do
       [ -e "$pidfile" ] || continue
       pid=$(cat "$pidfile")
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      # Edges drain for their --drain-window-ms (2 s here) and every role then has a
+      # 10 s grace to stop; only a process that outlives both is killed.
+      for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null || true
       rm -f "$pidfile"
     done
@@ -87,7 +89,7 @@ up() {
     echo $! >"$state/worker-$i.pid"
     "$bin/fanout-edge" --edge-id "edge-$i" --nats-url "$nats" --members "$members" \
       --listen "127.0.0.1:$((base + i))" --admin-listen "127.0.0.1:$((base + 20 + i))" \
-      --schema "$schema" >"$state/edge-$i.log" 2>&1 &
+      --drain-window-ms 2000 --schema "$schema" >"$state/edge-$i.log" 2>&1 &
     echo $! >"$state/edge-$i.pid"
   done
 
