@@ -211,6 +211,7 @@ async fn run(args: EdgeArgs) -> anyhow::Result<()> {
         let interest = interest.clone();
         tracker.spawn(role::follow_readiness(
             admin.clone(),
+            "edge",
             move || bus.is_connected() && interest.all_links_up(),
             shutdown.clone(),
         ));

@@ -37,7 +37,7 @@ pub struct RouterArgs {
     /// gRPC listen address (publish API, interest streams, health, reflection).
     #[arg(long, env = "FANOUT_GRPC_LISTEN", default_value = "0.0.0.0:50051")]
     grpc_listen: SocketAddr,
-    /// Admin listen address for /healthz, /readyz and /metrics.
+    /// Admin listen address for /healthz (live), /readyz (ready), /startupz (started) and /metrics.
     #[arg(long, env = "FANOUT_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
     admin_listen: SocketAddr,
     /// GraphQL SDL schema file (the same as the edges' and workers').
@@ -165,6 +165,7 @@ async fn run(args: RouterArgs) -> anyhow::Result<()> {
         let id = id.clone();
         tracker.spawn(role::follow_readiness(
             admin.clone(),
+            "router",
             move || {
                 bus.is_connected()
                     && live.borrow().contains(&id)

@@ -287,6 +287,11 @@ async fn run(
     );
 
     admin.set_ready(true);
+    servers.tracker.spawn(fanout_core::role::mirror_readiness(
+        admin.clone(),
+        "standalone",
+        shutdown.clone(),
+    ));
     tracing::info!(%ws_addr, %grpc_addr, %admin_addr, "fanout standalone ready");
     {
         let mut out = std::io::stdout().lock();

@@ -82,6 +82,10 @@ pub const EDGE_DRAINING: &str = "fanout_edge_draining";
 /// Counter: connections the drain closed with 1012 (Service Restart).
 pub const EDGE_DRAIN_CLOSES: &str = "fanout_edge_drain_closes_total";
 
+/// Gauge: 1 while the process's `/readyz` answers 200, else 0, labelled by `role`
+/// (`edge`, `router`, `worker`, `standalone`).
+pub const READY: &str = "fanout_ready";
+
 /// Every series name above, for checks (dashboards, docs) that must only name real
 /// series.
 pub const ALL: &[&str] = &[
@@ -116,6 +120,7 @@ pub const ALL: &[&str] = &[
     EDGE_LATE_DELIVERIES,
     EDGE_DRAINING,
     EDGE_DRAIN_CLOSES,
+    READY,
 ];
 
 /// Makes the unlabelled series visible at zero from the start, so that `/metrics`

@@ -44,7 +44,7 @@ struct Args {
     /// Milliseconds a resolver may run before it is reported as timed out.
     #[arg(long, env = "FANOUT_RESOLVER_TIMEOUT_MS", default_value_t = 1000)]
     resolver_timeout_ms: u64,
-    /// Admin listen address for /healthz, /readyz and /metrics.
+    /// Admin listen address for /healthz (live), /readyz (ready), /startupz (started) and /metrics.
     #[arg(long, env = "FANOUT_ADMIN_LISTEN", default_value = "0.0.0.0:9092")]
     admin_listen: SocketAddr,
     /// Tenant isolation (must match the routers').
@@ -124,6 +124,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let bus = bus.clone();
         tracker.spawn(role::follow_readiness(
             admin.clone(),
+            "worker",
             move || bus.is_connected(),
             shutdown.clone(),
         ));

@@ -96,7 +96,11 @@ fn child_of(spans: &HashMap<String, ReceivedSpan>, child: &str, parent: &str) ->
 }
 
 /// A series of one role: (role, name, labels).
-type RoleSeries = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+type RoleSeries = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 /// The counters one event through a Python resolver must move.
 const MOVES: &[RoleSeries] = &[
@@ -139,7 +143,12 @@ async fn one_event_is_one_trace_over_every_role_and_moves_their_counters() -> Re
         .await?;
     let mut before: HashMap<&str, Exposition> = HashMap::new();
     for role in ["router", "worker", "edge"] {
-        before.insert(role, scrape_strict(admin(role)).await?);
+        let metrics = scrape_strict(admin(role)).await?;
+        ensure!(
+            metrics.sum("fanout_ready", &[("role", role)]) == 1.0,
+            "the {role} reports itself ready in fanout_ready"
+        );
+        before.insert(role, metrics);
     }
 
     publish_traced(&cluster.routers[0].grpc_url, "7").await?;
@@ -231,11 +240,18 @@ async fn standalone_exports_the_spans_of_an_event_as_one_trace() -> Result<()> {
     Ok(())
 }
 
-/// Without an endpoint nothing is exported, and the trace context still travels (the
-/// resolver's headers carry the publisher's trace, see tests/tracing.rs).
+/// Before any event, `/metrics` of `fanout standalone` is strict Prometheus text that
+/// already lists the unlabelled series (dashboards see 0, not "no data").
 #[tokio::test]
 async fn standalone_metrics_are_strict_prometheus_text_with_the_documented_series() -> Result<()> {
     let fanout = Fanout::start(std::iter::empty::<&str>()).await?;
+    wait_eq(
+        &fanout.admin_url,
+        "fanout_ready",
+        &[("role", "standalone")],
+        1.0,
+    )
+    .await?;
     let metrics = scrape_strict(&fanout.admin_url).await?;
     for name in [
         "fanout_edge_connections",

@@ -102,9 +102,11 @@ fn install_subscriber(json: bool, tracer: Option<opentelemetry_sdk::trace::SdkTr
     };
 }
 
-/// Re-evaluates `ready` every 250 ms and publishes it on `/readyz` until `shutdown`.
+/// Re-evaluates `ready` every 250 ms and publishes it on `/readyz`, and in the
+/// `fanout_ready{role}` gauge, until `shutdown`.
 pub async fn follow_readiness(
     admin: Admin,
+    role: &'static str,
     ready: impl Fn() -> bool + Send + 'static,
     shutdown: CancellationToken,
 ) {
@@ -112,10 +114,32 @@ pub async fn follow_readiness(
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
-            _ = tick.tick() => admin.set_ready(ready()),
+            _ = tick.tick() => {
+                admin.set_ready(ready());
+                report_ready(&admin, role);
+            }
         }
     }
     admin.set_ready(false);
+    report_ready(&admin, role);
+}
+
+/// Mirrors `/readyz` of a process that sets its readiness itself in the
+/// `fanout_ready{role}` gauge, every 250 ms until `shutdown`.
+pub async fn mirror_readiness(admin: Admin, role: &'static str, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => report_ready(&admin, role),
+        }
+    }
+    metrics::gauge!(crate::telemetry::READY, "role" => role).set(0.0);
+}
+
+fn report_ready(admin: &Admin, role: &'static str) {
+    let ready = if admin.is_ready() { 1.0 } else { 0.0 };
+    metrics::gauge!(crate::telemetry::READY, "role" => role).set(ready);
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
