@@ -109,6 +109,7 @@ pub fn main() -> ExitCode {
             problems.push(format!("--{name} must be at least 1"));
         }
     }
+    problems.extend(args.otlp.problem());
     if !problems.is_empty() {
         for p in problems {
             eprintln!("error: {p}");

@@ -79,6 +79,7 @@ pub fn main() -> ExitCode {
     if args.max_payload_bytes == 0 {
         problems.push("--max-payload-bytes must be at least 1".into());
     }
+    problems.extend(args.otlp.problem());
     if !problems.is_empty() {
         for p in problems {
             eprintln!("error: {p}");

@@ -25,6 +25,10 @@ const EXIT_USAGE: u8 = 64;
 
 /// Entry point of the subcommand: logging and span export around [`serve`].
 pub async fn main(args: StandaloneArgs) -> ExitCode {
+    if let Some(problem) = args.otlp.problem() {
+        eprintln!("error: {problem}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let telemetry = match fanout_core::role::init_telemetry(args.log_json, &args.otlp, "fanout") {
         Ok(t) => t,
         Err(e) => {

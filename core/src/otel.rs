@@ -51,6 +51,23 @@ impl OtlpArgs {
     }
 }
 
+impl OtlpArgs {
+    /// What is wrong with the configured endpoint, for the usage errors reported at
+    /// start (the exporter accepts only `http://` and `https://` URLs with a host).
+    pub fn problem(&self) -> Option<String> {
+        let endpoint = self.endpoint()?;
+        let rest = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.starts_with('/') => None,
+            _ => Some(format!(
+                "--otlp-endpoint {endpoint:?} must be an http:// or https:// URL with a host"
+            )),
+        }
+    }
+}
+
 /// Why span export could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum OtelError {
@@ -114,5 +131,21 @@ impl Exporter {
             Ok(Err(e)) => tracing::warn!(error = %e, "span exporter shutdown"),
             Err(e) => tracing::warn!(error = %e, "span exporter shutdown panicked"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_must_be_http_urls() {
+        let args = |e: &str| OtlpArgs {
+            otlp_endpoint: Some(e.to_owned()),
+        };
+        assert_eq!(args("http://collector:4317").problem(), None);
+        assert_eq!(args("https://collector").problem(), None);
+        assert!(args("collector:4317").problem().is_some());
+        assert!(args("http://").problem().is_some());
     }
 }

@@ -62,6 +62,10 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    if let Some(problem) = args.otlp.problem() {
+        eprintln!("error: {problem}");
+        return ExitCode::from(role::EXIT_USAGE);
+    }
     if args.resolver_timeout_ms == 0 {
         eprintln!("error: --resolver-timeout-ms must be at least 1");
         return ExitCode::from(role::EXIT_USAGE);

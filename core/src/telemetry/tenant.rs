@@ -29,7 +29,12 @@ fn seen() -> &'static DashSet<String> {
 pub struct TenantMetricsArgs {
     /// Distinct tenants that get their own `tenant` label on per-tenant metrics; later
     /// ones are counted as `_other`; 0 turns per-tenant metrics off.
-    #[arg(long, env = "FANOUT_TENANT_METRICS_LIMIT", default_value_t = DEFAULT_TENANT_LABELS)]
+    #[arg(
+        long,
+        env = "FANOUT_TENANT_METRICS_LIMIT",
+        value_name = "N",
+        default_value_t = DEFAULT_TENANT_LABELS
+    )]
     pub tenant_metrics_limit: usize,
 }
 
