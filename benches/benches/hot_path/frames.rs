@@ -1,0 +1,90 @@
+//! Per subscriber: the shape index lookup and the `next` frame (prefix + shared payload),
+//! as `Edge::deliver` does them (without the queue send).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use fanout_core::interest::InterestSink;
+use fanout_core::security::SecurityContext;
+use fanout_core::shape::{Shape, ShapeId};
+use fanout_edge::message;
+use fanout_edge::outbound::{Outbound, OutboundRx};
+use fanout_edge::shape_index::{ShapeIndex, Subscriber};
+
+/// Interest goes nowhere: only the local index is measured.
+struct NoInterest;
+
+impl InterestSink for NoInterest {
+    fn add(&self, _edge: &str, _shape: Arc<Shape>) {}
+    fn remove(&self, _edge: &str, _channel: &str, _shape: ShapeId) {}
+    fn drop_edge(&self, _edge: &str) {}
+}
+
+/// An index with `shapes` shapes on one channel and `per_shape` subscribers each.
+/// The receivers are returned so the queues stay open.
+fn index(shapes: usize, per_shape: usize) -> (ShapeIndex, Vec<ShapeId>, Vec<OutboundRx>) {
+    let schema = crate::example_schema();
+    let index = ShapeIndex::default();
+    let mut ids = Vec::with_capacity(shapes);
+    let mut receivers = Vec::with_capacity(shapes * per_shape);
+    let mut key = 0;
+    for s in 0..shapes {
+        let query = format!(r#"subscription {{ chatMessage(room: "lobby") {{ s{s}: text }} }}"#);
+        let (prepared, request) = crate::prepared(&schema, &query);
+        let shape = Arc::new(Shape::new(prepared, request, &SecurityContext::default()));
+        ids.push(shape.id);
+        for _ in 0..per_shape {
+            let (outbound, rx) = Outbound::new(1);
+            receivers.push(rx);
+            let subscriber = Subscriber {
+                outbound,
+                prefix: message::next_prefix(&key.to_string()),
+                active: Arc::new(AtomicBool::new(true)),
+            };
+            index.insert(shape.clone(), key, subscriber, &NoInterest, "bench");
+            key += 1;
+        }
+    }
+    (index, ids, receivers)
+}
+
+pub fn bench(c: &mut Criterion) {
+    let payload = r#"{"data":{"chatMessage":{"text":"12:1733300000000000"}}}"#;
+    let mut group = c.benchmark_group("frames_per_subscriber");
+    for subscribers in [1usize, 100, 10_000] {
+        let (index, ids, _receivers) = index(1, subscribers);
+        group.throughput(Throughput::Elements(subscribers as u64));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(subscribers),
+            &ids[0],
+            |b, &id| {
+                b.iter(|| {
+                    index.for_each_subscriber(id, |s| {
+                        if s.is_active() {
+                            black_box(message::next_frame(&s.prefix, payload));
+                        }
+                    })
+                })
+            },
+        );
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("shape_lookup");
+    group.throughput(Throughput::Elements(1));
+    for shapes in [1usize, 10_000] {
+        let (index, ids, _receivers) = index(shapes, 1);
+        let mut next = 0;
+        group.bench_function(BenchmarkId::new("shapes", shapes), |b| {
+            b.iter(|| {
+                next = (next + 1) % ids.len();
+                index.for_each_subscriber(ids[next], |s| {
+                    black_box(s);
+                })
+            })
+        });
+    }
+    group.finish();
+}
