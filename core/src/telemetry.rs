@@ -6,7 +6,9 @@
 
 mod tenant;
 
-pub use tenant::{OTHER_TENANTS, TenantMetricsArgs, set_tenant_label_limit, tenant_label};
+pub use tenant::{
+    OTHER_TENANTS, TenantMetricsArgs, set_tenant_label_limit, tenant_label, tenant_labels_on,
+};
 
 /// Gauge: open WebSocket connections on an edge.
 pub const EDGE_CONNECTIONS: &str = "fanout_edge_connections";

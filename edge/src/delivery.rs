@@ -131,6 +131,7 @@ impl Edge {
             });
             let queued = stats.frames - before;
             if queued > 0
+                && telemetry::tenant_labels_on()
                 && let Some(tenant) = self
                     .index
                     .tenant_of(shape)

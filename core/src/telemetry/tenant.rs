@@ -50,6 +50,12 @@ pub fn set_tenant_label_limit(limit: usize) {
     LIMIT.store(limit, Ordering::Relaxed);
 }
 
+/// Whether per-tenant series are on (a limit above 0): a cheap check before looking a
+/// tenant up on a hot path.
+pub fn tenant_labels_on() -> bool {
+    LIMIT.load(Ordering::Relaxed) > 0
+}
+
 /// The `tenant` label value for `tenant`, or `None` when per-tenant series are off.
 pub fn tenant_label(tenant: &str) -> Option<String> {
     let limit = LIMIT.load(Ordering::Relaxed);
