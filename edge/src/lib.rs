@@ -19,6 +19,7 @@
 //! - [`close`]: every close code and reason, in one place.
 //! - [`outbound`]: the bounded per-connection queue, the out-of-band close signal and
 //!   the writer that batches frames per flush.
+//! - [`frame_queue`]: the queue under it, which allocates nothing while empty.
 //! - [`interest_client`]: [`interest_client::ClusterInterest`], the interest sink of
 //!   cluster mode: gRPC `Interest` streams to the routers that own each channel.
 //! - [`shape_index`]: local shape → subscribers, with interest add/remove.
@@ -40,6 +41,7 @@ pub mod delivery;
 pub mod drain;
 pub mod edge;
 pub mod error;
+pub mod frame_queue;
 pub mod interest_client;
 pub mod limits;
 pub mod listener;

@@ -14,10 +14,10 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use fanout_core::telemetry;
 use futures_util::{Sink, SinkExt};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::close::CloseReason;
+use crate::frame_queue::{FrameQueue, PushError};
 
 /// How long the writer may take to get the close frame (and, unless the client is a
 /// slow consumer, the frames queued before it) out.
@@ -59,31 +59,43 @@ struct CloseSignal {
     token: CancellationToken,
 }
 
+/// What the handles and the writer share: one allocation per connection.
+#[derive(Debug)]
+struct Shared {
+    queue: FrameQueue<Outgoing>,
+    signal: CloseSignal,
+}
+
 /// Handle to a connection's outbound queue; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    tx: mpsc::Sender<Outgoing>,
-    signal: Arc<CloseSignal>,
+    shared: Arc<Shared>,
 }
 
-/// The writer's end of an [`Outbound`].
+/// The writer's end of an [`Outbound`]. Dropping it closes the queue.
 #[derive(Debug)]
 pub struct OutboundRx {
-    rx: mpsc::Receiver<Outgoing>,
-    signal: Arc<CloseSignal>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for OutboundRx {
+    fn drop(&mut self) {
+        self.shared.queue.close();
+    }
 }
 
 impl Outbound {
     /// A queue of `capacity` frames (at least one).
     pub fn new(capacity: usize) -> (Self, OutboundRx) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let signal = Arc::new(CloseSignal::default());
+        let shared = Arc::new(Shared {
+            queue: FrameQueue::new(capacity),
+            signal: CloseSignal::default(),
+        });
         (
             Self {
-                tx,
-                signal: signal.clone(),
+                shared: shared.clone(),
             },
-            OutboundRx { rx, signal },
+            OutboundRx { shared },
         )
     }
 
@@ -93,72 +105,71 @@ impl Outbound {
         if self.is_closed() {
             return false;
         }
-        match self.tx.try_send(item) {
+        match self.shared.queue.push(item) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(PushError::Full) => {
                 if self.close(CloseReason::SlowConsumer) {
                     metrics::counter!(telemetry::EDGE_SLOW_CONSUMER_CLOSES).increment(1);
                 }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(PushError::Closed) => false,
         }
     }
 
     /// Items waiting in the queue now.
     pub fn queued(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.shared.queue.len()
     }
 
     /// Asks the writer to close the socket with `reason`; the first reason wins.
     /// Returns whether this call set the reason.
     pub fn close(&self, reason: CloseReason) -> bool {
-        let first = self.signal.reason.set(reason).is_ok();
-        self.signal.token.cancel();
+        let signal = &self.shared.signal;
+        let first = signal.reason.set(reason).is_ok();
+        signal.token.cancel();
         first
     }
 
     /// Whether a close was requested.
     pub fn is_closed(&self) -> bool {
-        self.signal.token.is_cancelled()
+        self.shared.signal.token.is_cancelled()
     }
 
     /// The reason given to [`Outbound::close`], once it was called.
     pub fn reason(&self) -> Option<CloseReason> {
-        self.signal.reason.get().cloned()
+        self.shared.signal.reason.get().cloned()
     }
 
     /// Resolves once a close was requested.
     pub async fn closed(&self) {
-        self.signal.token.cancelled().await;
+        self.shared.signal.token.cancelled().await;
     }
 }
 
 impl OutboundRx {
     /// Writes queued frames to `sink` until a close is requested, then writes the close
     /// frame (bounded by [`CLOSE_WRITE_TIMEOUT`]) and returns.
-    pub async fn write_to<Si>(mut self, mut sink: Si)
+    pub async fn write_to<Si>(self, mut sink: Si)
     where
         Si: Sink<Message> + Unpin,
         Si::Error: std::fmt::Debug,
     {
-        let token = self.signal.token.clone();
+        let queue = &self.shared.queue;
+        let signal = &self.shared.signal;
+        let token = &signal.token;
         loop {
             let first = tokio::select! {
                 biased;
                 () = token.cancelled() => break,
-                item = self.rx.recv() => match item {
-                    Some(item) => item,
-                    None => break,
-                },
+                item = queue.next() => item,
             };
-            let rx = &mut self.rx;
             let write = async {
                 feed(&mut sink, first).await?;
                 for _ in 1..MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(item) => feed(&mut sink, item).await?,
-                        Err(_) => break,
+                    match queue.pop() {
+                        Some(item) => feed(&mut sink, item).await?,
+                        None => break,
                     }
                 }
                 sink.flush().await
@@ -170,13 +181,12 @@ impl OutboundRx {
             };
             if let Err(e) = written {
                 tracing::debug!(error = ?e, "socket write failed");
-                let _ = self.signal.reason.set(CloseReason::PeerClosed);
-                self.signal.token.cancel();
+                let _ = signal.reason.set(CloseReason::PeerClosed);
+                token.cancel();
                 return;
             }
         }
-        let reason = self
-            .signal
+        let reason = signal
             .reason
             .get()
             .cloned()
@@ -184,10 +194,9 @@ impl OutboundRx {
         if !reason.sends_frame() {
             return;
         }
-        let rx = &mut self.rx;
         let close = async {
             if reason.flushes_queue() {
-                while let Ok(item) = rx.try_recv() {
+                while let Some(item) = queue.pop() {
                     feed(&mut sink, item).await?;
                 }
             }
@@ -224,6 +233,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::mpsc;
     use tokio_util::sync::PollSender;
 
     fn next(frame: &str, active: &Arc<AtomicBool>) -> Outgoing {

@@ -1,0 +1,183 @@
+//! A bounded single-consumer queue of outbound frames that costs nothing while empty.
+//!
+//! Every connection has one. tokio's `mpsc` allocates a block of 32 slots per channel
+//! up front (about 1.5 KB per connection for [`crate::outbound::Outgoing`]), which is
+//! most of an idle connection's footprint; this queue holds a `VecDeque` that grows on
+//! demand and gives its memory back once a burst has been written out.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use tokio::sync::Notify;
+
+/// A queue that drained at this many slots or more frees them, so a connection that
+/// once received a burst does not keep the burst's memory while idle.
+const SHRINK_ABOVE: usize = 64;
+
+/// Why [`FrameQueue::push`] refused an item.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PushError {
+    /// The queue holds `capacity` items.
+    Full,
+    /// The consumer is gone.
+    Closed,
+}
+
+/// The queue; shared by the producers and the one consumer.
+#[derive(Debug)]
+pub struct FrameQueue<T> {
+    items: Mutex<Slots<T>>,
+    /// Items queued, readable without the lock.
+    len: AtomicUsize,
+    capacity: usize,
+    /// Wakes the consumer; a notification sent while it is not waiting is kept.
+    ready: Notify,
+}
+
+#[derive(Debug)]
+struct Slots<T> {
+    queue: VecDeque<T>,
+    closed: bool,
+}
+
+impl<T> FrameQueue<T> {
+    /// An empty queue of at most `capacity` items (at least one); allocates nothing.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            items: Mutex::new(Slots {
+                queue: VecDeque::new(),
+                closed: false,
+            }),
+            len: AtomicUsize::new(0),
+            capacity: capacity.max(1),
+            ready: Notify::new(),
+        }
+    }
+
+    /// Appends `item` without waiting.
+    pub fn push(&self, item: T) -> Result<(), PushError> {
+        {
+            let mut slots = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+            if slots.closed {
+                return Err(PushError::Closed);
+            }
+            if slots.queue.len() >= self.capacity {
+                return Err(PushError::Full);
+            }
+            slots.queue.push_back(item);
+            self.len.store(slots.queue.len(), Ordering::Relaxed);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Takes the oldest item, if any.
+    pub fn pop(&self) -> Option<T> {
+        let mut slots = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        let item = slots.queue.pop_front();
+        if slots.queue.is_empty() && slots.queue.capacity() >= SHRINK_ABOVE {
+            slots.queue = VecDeque::new();
+        }
+        self.len.store(slots.queue.len(), Ordering::Relaxed);
+        item
+    }
+
+    /// Waits for an item and takes it. Only the one consumer may call this.
+    pub async fn next(&self) -> T {
+        loop {
+            if let Some(item) = self.pop() {
+                return item;
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    /// Items queued now.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The consumer is gone: later pushes fail and the queued items are dropped.
+    pub fn close(&self) {
+        let mut slots = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.closed = true;
+        slots.queue = VecDeque::new();
+        self.len.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn keeps_order_and_refuses_past_capacity() {
+        let q = FrameQueue::new(2);
+        assert_eq!(q.push(1), Ok(()));
+        assert_eq!(q.push(2), Ok(()));
+        assert_eq!(q.push(3), Err(PushError::Full));
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.pop(), Some(1));
+        assert_eq!(q.push(4), Ok(()));
+        assert_eq!(q.pop(), Some(2));
+        assert_eq!(q.pop(), Some(4));
+        assert_eq!(q.pop(), None);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn allocates_nothing_until_used_and_frees_a_drained_burst() {
+        let q = FrameQueue::new(1000);
+        assert_eq!(q.items.lock().map(|s| s.queue.capacity()).ok(), Some(0));
+        for i in 0..500 {
+            assert_eq!(q.push(i), Ok(()));
+        }
+        while q.pop().is_some() {}
+        assert_eq!(q.items.lock().map(|s| s.queue.capacity()).ok(), Some(0));
+    }
+
+    #[test]
+    fn closed_queue_refuses_and_drops() {
+        let q = FrameQueue::new(4);
+        assert_eq!(q.push("a"), Ok(()));
+        q.close();
+        assert_eq!(q.len(), 0);
+        assert_eq!(q.push("b"), Err(PushError::Closed));
+        assert_eq!(q.pop(), None);
+    }
+
+    #[tokio::test]
+    async fn consumer_wakes_for_a_push_from_another_task() {
+        let q = Arc::new(FrameQueue::new(4));
+        let producer = q.clone();
+        let handle = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            producer.push(7)
+        });
+        let got = tokio::time::timeout(Duration::from_secs(5), q.next()).await;
+        assert_eq!(got.ok(), Some(7));
+        assert_eq!(handle.await.ok(), Some(Ok(())));
+    }
+
+    #[tokio::test]
+    async fn push_before_waiting_is_not_lost() {
+        let q = FrameQueue::new(4);
+        assert_eq!(q.push(1), Ok(()));
+        assert_eq!(q.push(2), Ok(()));
+        assert_eq!(q.next().await, 1);
+        assert_eq!(q.next().await, 2);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), q.next())
+                .await
+                .is_err()
+        );
+    }
+}
