@@ -393,7 +393,8 @@ class Behaviour(unittest.TestCase):
         self.assertEqual(edge["metrics"][1]["pods"]["metric"]["name"], "fanout_edge_connections")
         self.assertIn("scaleDown", edge["behavior"])
         worker = one(self.all, "HorizontalPodAutoscaler", "demo-fanout-worker")["spec"]
-        self.assertEqual([m["type"] for m in worker["metrics"]], ["Resource", "External"])
+        self.assertEqual([m["type"] for m in worker["metrics"]], ["Resource", "Pods"])
+        self.assertEqual(worker["metrics"][1]["pods"]["metric"]["name"], "fanout_resolver_queue_depth")
 
     def test_checksums_roll_the_pods_that_use_a_changed_config(self):
         def annotations(values):

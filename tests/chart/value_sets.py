@@ -86,7 +86,7 @@ ALL_OPTIONAL = {
         "autoscaling": {
             "queueDepth": {
                 "enabled": True,
-                "selector": {"matchLabels": {"queue": "fanout.resolve"}},
+                "averageValue": "3",
             }
         },
         "pdb": {"enabled": True, "maxUnavailable": "50%"},
