@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use fanout_core::telemetry;
 use futures_util::{Sink, SinkExt};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
 
 use crate::close::CloseReason;
 use crate::frame_queue::{FrameQueue, PushError};
@@ -52,11 +52,35 @@ impl Outgoing {
     }
 }
 
-/// First close reason wins; the token wakes whoever waits for it.
+/// First close reason wins; `wake` wakes whoever waits for it. (A plain `Notify`:
+/// a `CancellationToken` takes a lock on every check, and the writer checks per frame.)
 #[derive(Debug, Default)]
 struct CloseSignal {
     reason: OnceLock<CloseReason>,
-    token: CancellationToken,
+    wake: Notify,
+}
+
+impl CloseSignal {
+    /// Sets the reason unless one is set, wakes the waiters; whether this call set it.
+    fn close(&self, reason: CloseReason) -> bool {
+        let first = self.reason.set(reason).is_ok();
+        self.wake.notify_waiters();
+        first
+    }
+
+    /// Resolves once a reason is set.
+    async fn closed(&self) {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a close in between is not missed.
+            notified.as_mut().enable();
+            if self.reason.get().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// What the handles and the writer share: one allocation per connection.
@@ -125,15 +149,13 @@ impl Outbound {
     /// Asks the writer to close the socket with `reason`; the first reason wins.
     /// Returns whether this call set the reason.
     pub fn close(&self, reason: CloseReason) -> bool {
-        let signal = &self.shared.signal;
-        let first = signal.reason.set(reason).is_ok();
-        signal.token.cancel();
-        first
+        self.shared.signal.close(reason)
     }
 
-    /// Whether a close was requested.
+    /// Whether a close was requested (one atomic load: this runs per subscriber per
+    /// event).
     pub fn is_closed(&self) -> bool {
-        self.shared.signal.token.is_cancelled()
+        self.shared.signal.reason.get().is_some()
     }
 
     /// The reason given to [`Outbound::close`], once it was called.
@@ -143,7 +165,7 @@ impl Outbound {
 
     /// Resolves once a close was requested.
     pub async fn closed(&self) {
-        self.shared.signal.token.cancelled().await;
+        self.shared.signal.closed().await;
     }
 }
 
@@ -157,11 +179,10 @@ impl OutboundRx {
     {
         let queue = &self.shared.queue;
         let signal = &self.shared.signal;
-        let token = &signal.token;
         loop {
             let first = tokio::select! {
                 biased;
-                () = token.cancelled() => break,
+                () = signal.closed() => break,
                 item = queue.next() => item,
             };
             let write = async {
@@ -176,13 +197,12 @@ impl OutboundRx {
             };
             let written = tokio::select! {
                 biased;
-                () = token.cancelled() => break,
+                () = signal.closed() => break,
                 written = write => written,
             };
             if let Err(e) = written {
                 tracing::debug!(error = ?e, "socket write failed");
-                let _ = signal.reason.set(CloseReason::PeerClosed);
-                token.cancel();
+                signal.close(CloseReason::PeerClosed);
                 return;
             }
         }
