@@ -17,12 +17,6 @@ use crate::otel::{Exporter, OtelError, OtlpArgs};
 /// Exit code for bad flags or configuration (EX_USAGE).
 pub const EXIT_USAGE: u8 = 64;
 
-/// Text logs (or JSON lines with `json`) on stderr, filtered by `FANOUT_LOG`
-/// (default `info`); no span export. Roles use [`with_telemetry`].
-pub fn init_logging(json: bool) {
-    install_subscriber(json, None);
-}
-
 /// Sets up logging and, when `otlp` names an endpoint, span export as service
 /// `service` (see [`crate::otel`]), then runs `fut` and flushes the exported spans
 /// before returning its result. Runs inside the tokio runtime, which the exporter needs.
