@@ -43,14 +43,7 @@ ALL_OPTIONAL = {
         "drainWindowMs": 30000,
         "service": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"},
         "autoscaling": {"connections": {"enabled": True, "averageValue": "20000"}},
-        "ingress": {
-            "enabled": True,
-            "className": "nginx",
-            "hosts": [
-                {"host": "fanout.example.com", "paths": [{"path": "/graphql", "pathType": "Prefix"}]}
-            ],
-            "tls": [{"secretName": "fanout-example-tls", "hosts": ["fanout.example.com"]}],
-        },
+        "ingress": INGRESS_TLS["edge"]["ingress"],
         "httpRoute": {
             "enabled": True,
             "parentRefs": [{"name": "public", "namespace": "gateways"}],
