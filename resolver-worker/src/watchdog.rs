@@ -72,10 +72,11 @@ impl Watchdog {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A batch starts: the watchdog starts looking.
+    /// A batch starts: the watchdog starts looking. It is not woken for it (that was a
+    /// thread wake-up per batch): idle, it looks every `min(timeout, 50 ms)`, so it
+    /// always sees a call before the call's deadline.
     pub(crate) fn begin_batch(&self) {
         self.lock().busy = true;
-        self.wake.notify_one();
     }
 
     /// The batch is done: the watchdog sleeps until the next one.
@@ -124,8 +125,9 @@ impl Watchdog {
             if !state.busy {
                 state = self
                     .wake
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
+                    .wait_timeout(state, poll)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
                 continue;
             }
             let seq = self.running.load(Ordering::Acquire);
