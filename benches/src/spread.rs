@@ -17,7 +17,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::args::Args;
 use crate::subscriber::{Plan, Swarm};
-use crate::tally::{Tally, TallyWire};
+use crate::tally::Tally;
 
 /// The subscribers of a run: in this process, or in child processes.
 pub enum Clients {
@@ -142,8 +142,8 @@ impl Clients {
                     let json = line.strip_prefix("RESULT ").with_context(|| {
                         format!("unexpected line from a client process: {line}")
                     })?;
-                    let wire: TallyWire = serde_json::from_str(json)?;
-                    total.merge(&Tally::from_wire(wire));
+                    let tally: Tally = serde_json::from_str(json)?;
+                    total.merge(&tally);
                     let _ = c.child.wait().await;
                 }
                 Ok(total)
@@ -165,6 +165,6 @@ pub async fn child_main(args: &Args) -> anyhow::Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     let tally = swarm.finish(Duration::from_millis(drain_ms)).await;
-    println!("RESULT {}", serde_json::to_string(&tally.to_wire())?);
+    println!("RESULT {}", serde_json::to_string(&tally)?);
     Ok(())
 }

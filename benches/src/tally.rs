@@ -8,8 +8,9 @@ const MAX_LATENCY_US: u64 = 600_000_000;
 /// How many error messages a tally keeps as examples.
 const ERROR_EXAMPLES: usize = 5;
 
-/// What the subscribers of one process saw.
-#[derive(Debug, Clone)]
+/// What the subscribers of one process saw. Serialized (child processes report it
+/// as JSON) with the histogram as raw (value, count) pairs, merged by re-recording.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tally {
     pub expected: u64,
     pub received: u64,
@@ -20,20 +21,8 @@ pub struct Tally {
     pub errors: Vec<String>,
     /// Wall-clock time (µs since the epoch) of the last delivery.
     pub last_delivery_us: u64,
+    #[serde(rename = "latency_counts", with = "latency_counts")]
     pub latency: Histogram<u64>,
-}
-
-/// The serialized form: the histogram as raw (value, count) pairs, merged by re-recording.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TallyWire {
-    pub expected: u64,
-    pub received: u64,
-    pub duplicates: u64,
-    pub out_of_order: u64,
-    pub failed_connections: u64,
-    pub errors: Vec<String>,
-    pub last_delivery_us: u64,
-    pub latency_counts: Vec<(u64, u64)>,
 }
 
 impl Tally {
@@ -79,39 +68,27 @@ impl Tally {
         self.expected
             .saturating_sub(self.received.saturating_sub(self.duplicates))
     }
+}
 
-    pub fn to_wire(&self) -> TallyWire {
-        TallyWire {
-            expected: self.expected,
-            received: self.received,
-            duplicates: self.duplicates,
-            out_of_order: self.out_of_order,
-            failed_connections: self.failed_connections,
-            errors: self.errors.clone(),
-            last_delivery_us: self.last_delivery_us,
-            latency_counts: self
-                .latency
-                .iter_recorded()
-                .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                .collect(),
-        }
+/// A histogram as the (value, count) pairs it recorded.
+mod latency_counts {
+    use hdrhistogram::Histogram;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(h: &Histogram<u64>, s: S) -> Result<S::Ok, S::Error> {
+        let pairs: Vec<(u64, u64)> = h
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect();
+        pairs.serialize(s)
     }
 
-    pub fn from_wire(wire: TallyWire) -> Self {
-        let mut latency = new_histogram();
-        for (value, count) in wire.latency_counts {
-            let _ = latency.record_n(value.clamp(1, MAX_LATENCY_US), count);
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
+        let mut latency = super::new_histogram();
+        for (value, count) in Vec::<(u64, u64)>::deserialize(d)? {
+            let _ = latency.record_n(value.clamp(1, super::MAX_LATENCY_US), count);
         }
-        Self {
-            expected: wire.expected,
-            received: wire.received,
-            duplicates: wire.duplicates,
-            out_of_order: wire.out_of_order,
-            failed_connections: wire.failed_connections,
-            errors: wire.errors,
-            last_delivery_us: wire.last_delivery_us,
-            latency,
-        }
+        Ok(latency)
     }
 }
 
@@ -133,8 +110,8 @@ mod tests {
         t.expected = 10;
         t.received = 12;
         t.duplicates = 2;
-        let wire = serde_json::to_string(&t.to_wire()).expect("serializes");
-        let back = Tally::from_wire(serde_json::from_str(&wire).expect("parses"));
+        let wire = serde_json::to_string(&t).expect("serializes");
+        let back: Tally = serde_json::from_str(&wire).expect("parses");
         for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
             assert_eq!(
                 t.latency.value_at_quantile(q),
