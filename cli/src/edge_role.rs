@@ -203,6 +203,7 @@ async fn run(args: EdgeArgs) -> anyhow::Result<()> {
     }
     // Before the admin server starts, so `/drain` never answers 501 on an edge.
     let drain = admin.enable_drain();
+    edge.follow_drain_request(drain.clone());
     servers.spawn(
         "admin",
         admin.clone().serve(admin_listener, shutdown.clone()),

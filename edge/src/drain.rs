@@ -20,15 +20,28 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fanout_core::telemetry;
+use tokio_util::sync::CancellationToken;
 
 use crate::close::CloseReason;
 use crate::edge::Edge;
 use crate::outbound::Outbound;
 
 impl Edge {
-    /// Whether a drain has started.
+    /// Whether a drain has started, or was requested through `requested` (see
+    /// [`Edge::follow_drain_request`]).
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+            || self
+                .drain_requested
+                .get()
+                .is_some_and(CancellationToken::is_cancelled)
+    }
+
+    /// Treats the edge as draining from the moment `requested` is cancelled (the
+    /// admin `/drain` answers 202 at once; the drain task runs a moment later, and an
+    /// upgrade in between must already be refused). Only the first call counts.
+    pub fn follow_drain_request(&self, requested: CancellationToken) {
+        let _ = self.drain_requested.set(requested);
     }
 
     /// Drains the edge: refuses new upgrades, then closes every open connection with

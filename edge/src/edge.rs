@@ -1,8 +1,8 @@
 //! [`Edge`]: the state one edge process shares between its connections and the
 //! delivery loop, and its statistics.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use fanout_core::graphql::Schema;
@@ -28,6 +28,9 @@ pub struct Edge {
     pub(crate) closing: CancellationToken,
     /// Set when the drain starts: upgrades are refused, connections close with 1012.
     pub(crate) draining: AtomicBool,
+    /// The role's drain request (the admin `/drain`), when it has one: upgrades are
+    /// refused from the moment it fires, before the drain task runs.
+    pub(crate) drain_requested: OnceLock<CancellationToken>,
     /// The outbound handle of every open connection, so the drain can close them.
     pub(crate) open: DashMap<u64, Outbound>,
     /// Every connection task, so shutdown can wait for them.
@@ -79,6 +82,7 @@ impl Edge {
             index: ShapeIndex::default(),
             closing: CancellationToken::new(),
             draining: AtomicBool::new(false),
+            drain_requested: OnceLock::new(),
             open: DashMap::new(),
             tracker: TaskTracker::new(),
             gates: ConnectionGates::default(),

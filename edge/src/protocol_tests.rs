@@ -290,3 +290,17 @@ async fn drain_closes_each_connection_with_1012_evenly_over_the_window() {
     let mut late = Harness::attach(edge.clone(), interest);
     late.expect_close(1012).await;
 }
+
+#[tokio::test]
+async fn a_drain_request_refuses_new_connections_before_the_drain_task_runs() {
+    let first = Harness::start(config());
+    let (edge, interest) = (first.edge.clone(), first.interest.clone());
+    let requested = tokio_util::sync::CancellationToken::new();
+    edge.follow_drain_request(requested.clone());
+    assert!(!edge.is_draining());
+    requested.cancel();
+    // The admin `/drain` answered 202; `Edge::drain` has not run yet.
+    assert!(edge.is_draining());
+    let mut late = Harness::attach(edge, interest);
+    late.expect_close(1012).await;
+}
