@@ -21,7 +21,7 @@ use fanout_edge::{Edge, EdgeConfig};
 
 use crate::config::auth::{self, AuthArgs, AuthFile};
 use crate::config::limits::{self, LimitArgs, LimitsFile};
-use crate::{key_reload, schema_file};
+use crate::{edge_tasks, schema_file};
 
 /// A Fanout edge: WebSocket connections, local shapes, deliveries.
 #[derive(Debug, Parser)]
@@ -173,23 +173,14 @@ async fn run(args: EdgeArgs) -> anyhow::Result<()> {
     };
     let verifier = auth.verifier;
     let edge = Edge::new(config, schema, verifier.clone(), interest.clone());
-    if verifier.is_configured() {
-        tracker.spawn(key_reload::run(
-            verifier,
-            auth.reload_every,
-            shutdown.clone(),
-        ));
-    }
-    {
-        let edge = edge.clone();
-        let bus = bus.clone();
-        let stop = shutdown.clone();
-        tracker.spawn(async move {
-            if let Err(e) = edge.run_deliveries(bus, stop).await {
-                tracing::error!(error = %e, "edge delivery loop stopped");
-            }
-        });
-    }
+    edge_tasks::spawn(
+        &edge,
+        bus.clone(),
+        verifier,
+        auth.reload_every,
+        &tracker,
+        &shutdown,
+    );
     {
         let edge = edge.clone();
         let stop = shutdown.clone();

@@ -7,11 +7,13 @@
 //! - [`publish`], [`subscribe`]: small clients; [`check`]: schema and resolver checks.
 //! - [`config`]: flags, `FANOUT_*` variables and the YAML file of `fanout standalone`,
 //!   with the [`config::auth`] and [`config::limits`] parts the role binaries reuse.
-//! - [`example`]: the bundled example; [`key_reload`]: JWT key file reloading.
+//! - [`example`]: the bundled example; [`key_reload`]: JWT key file reloading;
+//!   [`edge_tasks`]: an edge's delivery loop and key reload, for both edge binaries.
 
 pub mod check;
 pub mod config;
 pub mod edge_role;
+pub mod edge_tasks;
 pub mod example;
 pub mod key_reload;
 pub mod publish;

@@ -16,7 +16,7 @@ use fanout_router::{Router, RouterConfig};
 use tokio::net::TcpListener;
 
 use crate::config::{Source, StandaloneArgs, StandaloneConfig};
-use crate::{config, example, key_reload};
+use crate::{config, edge_tasks, example};
 use fanout_core::admin::Admin;
 use fanout_core::role::servers::Servers;
 
@@ -242,23 +242,14 @@ async fn run(
         verifier.clone(),
         router.index(),
     );
-    if verifier.is_configured() {
-        tracker.spawn(key_reload::run(
-            verifier,
-            auth.reload_every,
-            shutdown.clone(),
-        ));
-    }
-    {
-        let edge = edge.clone();
-        let bus = bus.clone();
-        let stop = shutdown.clone();
-        tracker.spawn(async move {
-            if let Err(e) = edge.run_deliveries(bus, stop).await {
-                tracing::error!(error = %e, "edge delivery loop stopped");
-            }
-        });
-    }
+    edge_tasks::spawn(
+        &edge,
+        bus.clone(),
+        verifier,
+        auth.reload_every,
+        &tracker,
+        &shutdown,
+    );
     // Let the delivery loop and the worker subscribe before anyone can publish.
     for _ in 0..8 {
         tokio::task::yield_now().await;
