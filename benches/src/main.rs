@@ -30,6 +30,10 @@ mod workload;
 
 use clap::Parser;
 
+/// The same allocator as the servers'; the generator's own cost is part of every figure.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args::Args::parse();

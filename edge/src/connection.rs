@@ -1,5 +1,6 @@
-//! One WebSocket connection: the protocol reader and the outbound writer, joined so
-//! that either ending stops the other.
+//! One WebSocket connection: the protocol reader and the outbound writer, joined (each
+//! polled only when woken itself, see [`crate::join`]) so that either ending stops the
+//! other.
 //!
 //! [`run`] is generic over the frame [`Stream`] and [`Sink`], so the whole connection
 //! (protocol, queueing, close handshake) runs in tests over channels.
@@ -40,6 +41,10 @@ pub async fn run<St, Si, E>(
     if edge.is_draining() {
         crate::drain::close_for_drain(&outbound);
     }
+    // Likewise for a shutdown that listed the open connections before this one.
+    if edge.closing.is_cancelled() {
+        outbound.close(CloseReason::GoingAway);
+    }
     let writer = rx.write_to(sink);
     let reader = async {
         let reason = if subprotocol_accepted {
@@ -68,5 +73,5 @@ pub async fn run<St, Si, E>(
         })
         .await;
     };
-    tokio::join!(reader, writer);
+    crate::join::join_woken(reader, writer).await;
 }

@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fanout_core::bus::Bus;
+use fanout_core::bus::{Bus, BusMessage};
 use fanout_core::shape::ShapeId;
 use fanout_core::{subject, telemetry, trace};
 use fanout_proto::v1::Delivery;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
@@ -20,11 +20,13 @@ use crate::close::CloseReason;
 use crate::edge::Edge;
 use crate::error::{Error, Result};
 use crate::message;
-use crate::outbound::Outgoing;
+use crate::outbound::{Outgoing, PendingWakes};
 use crate::reorder::{Reorder, ReorderStats};
 
 /// Deliveries one router's stream may hold back before a gap is skipped early.
 const REORDER_MAX_PENDING: usize = 4096;
+/// Bus messages taken per wake-up of the delivery loop when more are already waiting.
+const MAX_BATCH: usize = 64;
 
 impl Edge {
     /// Subscribes to this edge's delivery subject and hands every [`Delivery`] to
@@ -43,6 +45,7 @@ impl Edge {
         let mut ready = Vec::new();
         let mut reported = ReorderStats::default();
         let mut traces = PendingTraces::default();
+        let mut wakes = PendingWakes::default();
         loop {
             tokio::select! {
                 biased;
@@ -51,22 +54,17 @@ impl Edge {
                     let Some(msg) = msg else {
                         return Err(Error::DeliveryStreamEnded { subject });
                     };
-                    let traceparent = msg.header(trace::TRACEPARENT).map(str::to_owned);
-                    match Delivery::decode(msg.payload) {
-                        Ok(delivery) => {
-                            tracing::debug!(
-                                trace_id = traceparent.as_deref().and_then(trace::trace_id),
-                                channel = %delivery.channel,
-                                offset = delivery.offset,
-                                seq = delivery.seq,
-                                "delivery received"
-                            );
-                            if let Some(tp) = traceparent.filter(|_| fanout_core::otel::enabled()) {
-                                traces.remember(&delivery, tp);
+                    accept(&subject, msg, &mut reorder, &mut traces, &mut ready);
+                    // Take what else has arrived, so that under load a connection's
+                    // frames of several events leave in one write.
+                    for _ in 1..MAX_BATCH {
+                        match deliveries.next().now_or_never() {
+                            Some(Some(msg)) => {
+                                accept(&subject, msg, &mut reorder, &mut traces, &mut ready);
                             }
-                            reorder.push(delivery, Instant::now(), &mut ready);
+                            Some(None) => return Err(Error::DeliveryStreamEnded { subject }),
+                            None => break,
                         }
-                        Err(e) => tracing::warn!(%subject, error = %e, "undecodable delivery skipped"),
                     }
                 }
                 _ = tick.tick(), if reorder.has_gap() => reorder.expire(Instant::now(), &mut ready),
@@ -82,8 +80,12 @@ impl Edge {
                     frames = tracing::field::Empty,
                 );
                 trace::set_parent(&span, traces.take(&delivery).as_deref());
-                let frames = span.in_scope(|| self.deliver(&delivery));
+                let frames = span.in_scope(|| self.deliver_batched(&delivery, &mut wakes));
                 span.record("frames", frames);
+                // Each event's frames leave as soon as it is fanned out: a connection's
+                // frames of one event (several subscriptions) go out in one write, and
+                // frames of later events join them while the writer is still busy.
+                wakes.wake_all();
             }
             traces.bound(REORDER_MAX_PENDING);
             let stats = reorder.stats();
@@ -101,6 +103,12 @@ impl Edge {
     /// returns how many frames were queued. Never waits: a connection whose queue is
     /// full is closed as a slow consumer.
     pub fn deliver(&self, delivery: &Delivery) -> u64 {
+        self.deliver_batched(delivery, &mut PendingWakes::default())
+    }
+
+    /// [`Edge::deliver`], leaving the writers to wake in `wakes` (see
+    /// [`crate::outbound::Outbound::send_batched`]).
+    pub fn deliver_batched(&self, delivery: &Delivery, wakes: &mut PendingWakes) -> u64 {
         let mut stats = DeliverStats::default();
         for item in &delivery.items {
             let Some(shape) = ShapeId::from_slice(&item.shape_id) else {
@@ -117,10 +125,11 @@ impl Edge {
                     return;
                 }
                 let frame = message::next_frame(&subscriber.prefix, payload);
-                if subscriber.outbound.send(Outgoing::Next {
+                let next = Outgoing::Next {
                     frame,
                     active: subscriber.active.clone(),
-                }) {
+                };
+                if subscriber.outbound.send_batched(next, wakes) {
                     stats.frames += 1;
                     stats.deepest = stats.deepest.max(subscriber.outbound.queued());
                 } else if subscriber.outbound.reason() == Some(CloseReason::SlowConsumer) {
@@ -143,6 +152,34 @@ impl Edge {
         }
         stats.report(delivery);
         stats.frames
+    }
+}
+
+/// Decodes one bus message and hands it to the reorder buffer; an undecodable one is
+/// logged and skipped.
+fn accept(
+    subject: &str,
+    msg: BusMessage,
+    reorder: &mut Reorder,
+    traces: &mut PendingTraces,
+    ready: &mut Vec<Delivery>,
+) {
+    let traceparent = msg.header(trace::TRACEPARENT).map(str::to_owned);
+    match Delivery::decode(msg.payload) {
+        Ok(delivery) => {
+            tracing::debug!(
+                trace_id = traceparent.as_deref().and_then(trace::trace_id),
+                channel = %delivery.channel,
+                offset = delivery.offset,
+                seq = delivery.seq,
+                "delivery received"
+            );
+            if let Some(tp) = traceparent.filter(|_| fanout_core::otel::enabled()) {
+                traces.remember(&delivery, tp);
+            }
+            reorder.push(delivery, Instant::now(), ready);
+        }
+        Err(e) => tracing::warn!(%subject, error = %e, "undecodable delivery skipped"),
     }
 }
 

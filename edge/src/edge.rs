@@ -12,6 +12,7 @@ use fanout_core::telemetry;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::close::CloseReason;
 use crate::config::EdgeConfig;
 use crate::limits::ConnectionGates;
 use crate::outbound::Outbound;
@@ -24,7 +25,8 @@ pub struct Edge {
     pub(crate) verifier: JwtVerifier,
     pub(crate) interest: Arc<dyn InterestSink>,
     pub(crate) index: ShapeIndex,
-    /// Cancelled when the edge shuts down: every connection still open closes with 1001.
+    /// Cancelled when the edge shuts down: every connection still open closes with 1001
+    /// ([`Edge::close_connections`]).
     pub(crate) closing: CancellationToken,
     /// Set when the drain starts: upgrades are refused, connections close with 1012.
     pub(crate) draining: AtomicBool,
@@ -117,6 +119,17 @@ impl Edge {
         ConnectionGuard {
             edge: self.clone(),
             key,
+        }
+    }
+
+    /// Shutdown: closes every open connection with 1001, and (through `closing`) any
+    /// that registers after this call. Connections are told one by one, through their
+    /// own close signal, instead of each watching one shared token: a shared token is a
+    /// lock that every connection's task would take each time it runs.
+    pub(crate) fn close_connections(&self) {
+        self.closing.cancel();
+        for entry in &self.open {
+            entry.value().close(CloseReason::GoingAway);
         }
     }
 

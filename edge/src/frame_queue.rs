@@ -55,21 +55,35 @@ impl<T> FrameQueue<T> {
         }
     }
 
-    /// Appends `item` without waiting.
+    /// Appends `item` without waiting and wakes the consumer.
     pub fn push(&self, item: T) -> Result<(), PushError> {
-        {
-            let mut slots = self.items.lock().unwrap_or_else(PoisonError::into_inner);
-            if slots.closed {
-                return Err(PushError::Closed);
-            }
-            if slots.queue.len() >= self.capacity {
-                return Err(PushError::Full);
-            }
-            slots.queue.push_back(item);
-            self.len.store(slots.queue.len(), Ordering::Relaxed);
-        }
-        self.ready.notify_one();
+        self.push_unwoken(item)?;
+        self.wake();
         Ok(())
+    }
+
+    /// Appends `item` without waiting and without waking the consumer, so that several
+    /// items (of several events) reach it in one wake-up and one socket write. Returns
+    /// `true` when the queue was empty before: the consumer may be asleep, and the
+    /// caller must call [`FrameQueue::wake`] once it has queued what it has. After a
+    /// `false` the consumer still holds an earlier item and will come back for this one.
+    pub fn push_unwoken(&self, item: T) -> Result<bool, PushError> {
+        let mut slots = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        if slots.closed {
+            return Err(PushError::Closed);
+        }
+        if slots.queue.len() >= self.capacity {
+            return Err(PushError::Full);
+        }
+        let was_empty = slots.queue.is_empty();
+        slots.queue.push_back(item);
+        self.len.store(slots.queue.len(), Ordering::Relaxed);
+        Ok(was_empty)
+    }
+
+    /// Wakes the consumer (or lets its next wait return at once).
+    pub fn wake(&self) {
+        self.ready.notify_one();
     }
 
     /// Takes the oldest item, if any.
@@ -165,6 +179,36 @@ mod tests {
         let got = tokio::time::timeout(Duration::from_secs(5), q.next()).await;
         assert_eq!(got.ok(), Some(7));
         assert_eq!(handle.await.ok(), Some(Ok(())));
+    }
+
+    #[test]
+    fn unwoken_push_says_when_the_consumer_needs_a_wake() {
+        let q = FrameQueue::new(4);
+        assert_eq!(q.push_unwoken(1), Ok(true));
+        assert_eq!(q.push_unwoken(2), Ok(false));
+        assert_eq!(q.pop(), Some(1));
+        assert_eq!(q.push_unwoken(3), Ok(false));
+        assert_eq!(q.pop(), Some(2));
+        assert_eq!(q.pop(), Some(3));
+        assert_eq!(q.push_unwoken(4), Ok(true));
+    }
+
+    #[tokio::test]
+    async fn unwoken_items_arrive_with_the_wake() {
+        let q = Arc::new(FrameQueue::new(8));
+        let consumer = q.clone();
+        let handle = tokio::spawn(async move {
+            let first = consumer.next().await;
+            (first, consumer.pop())
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(q.push_unwoken(1), Ok(true));
+        assert_eq!(q.push_unwoken(2), Ok(false));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!handle.is_finished(), "consumer woke without a wake");
+        q.wake();
+        let got = tokio::time::timeout(Duration::from_secs(5), handle).await;
+        assert_eq!(got.ok().and_then(Result::ok), Some((1, Some(2))));
     }
 
     #[tokio::test]

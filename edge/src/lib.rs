@@ -11,7 +11,8 @@
 //!   draining, shutdown with 1001 for connections still open).
 //! - [`drain`]: [`Edge::drain`], closing every connection with 1012 spread over the
 //!   drain window before the edge stops.
-//! - [`connection`]: one socket = a protocol reader and an outbound writer, joined.
+//! - [`connection`]: one socket = a protocol reader and an outbound writer, joined by
+//!   [`join`], which polls each only when it was woken.
 //! - [`protocol`]: the `graphql-transport-ws` state machine ([`protocol::Session`]):
 //!   init and auth, ping/pong keepalive, subscribe/complete, token expiry.
 //! - [`message`]: parsing client messages, writing server messages.
@@ -43,6 +44,7 @@ pub mod edge;
 pub mod error;
 pub mod frame_queue;
 pub mod interest_client;
+pub mod join;
 pub mod limits;
 pub mod listener;
 pub mod message;

@@ -141,6 +141,30 @@ impl Outbound {
         }
     }
 
+    /// Like [`Outbound::send`], but leaves waking the writer to `wakes`: a producer
+    /// that queues frames for many connections (a batch of deliveries) wakes each
+    /// writer once, after the whole batch, so that a connection's frames of the batch go
+    /// out in one socket write instead of one write per frame.
+    pub fn send_batched(&self, item: Outgoing, wakes: &mut PendingWakes) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        match self.shared.queue.push_unwoken(item) {
+            Ok(true) => {
+                wakes.0.push(self.clone());
+                true
+            }
+            Ok(false) => true,
+            Err(PushError::Full) => {
+                if self.close(CloseReason::SlowConsumer) {
+                    metrics::counter!(telemetry::EDGE_SLOW_CONSUMER_CLOSES).increment(1);
+                }
+                false
+            }
+            Err(PushError::Closed) => false,
+        }
+    }
+
     /// Items waiting in the queue now.
     pub fn queued(&self) -> usize {
         self.shared.queue.len()
@@ -166,6 +190,36 @@ impl Outbound {
     /// Resolves once a close was requested.
     pub async fn closed(&self) {
         self.shared.signal.closed().await;
+    }
+}
+
+/// Writers with frames queued by [`Outbound::send_batched`] and not yet woken.
+/// Dropping the list wakes them, so no frame can be left behind unwoken.
+#[derive(Debug, Default)]
+pub struct PendingWakes(Vec<Outbound>);
+
+impl PendingWakes {
+    /// Writers waiting to be woken.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no writer waits.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Wakes every writer in the list and empties it.
+    pub fn wake_all(&mut self) {
+        for outbound in self.0.drain(..) {
+            outbound.shared.queue.wake();
+        }
+    }
+}
+
+impl Drop for PendingWakes {
+    fn drop(&mut self) {
+        self.wake_all();
     }
 }
 
@@ -316,6 +370,45 @@ mod tests {
         };
         assert_eq!(frame.code, 4503);
         assert_eq!(frame.reason.as_str(), "Slow consumer");
+    }
+
+    #[tokio::test]
+    async fn batched_frames_go_out_in_one_flush_after_the_wake() {
+        let (out, rx) = Outbound::new(8);
+        let (tx, mut frames) = mpsc::channel::<Message>(16);
+        let writer = tokio::spawn(rx.write_to(PollSender::new(tx)));
+        // The writer found the queue empty and waits.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let live = Arc::new(AtomicBool::new(true));
+        let mut wakes = PendingWakes::default();
+        assert!(out.send_batched(next("1", &live), &mut wakes));
+        assert!(out.send_batched(next("2", &live), &mut wakes));
+        assert_eq!(wakes.len(), 1, "one wake per connection");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(frames.try_recv().is_err(), "written before the wake");
+        wakes.wake_all();
+        assert!(wakes.is_empty());
+        for want in ["1", "2"] {
+            let got = tokio::time::timeout(Duration::from_secs(5), frames.recv()).await;
+            assert_eq!(got.ok().flatten(), Some(Message::Text(want.into())));
+        }
+        out.close(CloseReason::GoingAway);
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    }
+
+    #[tokio::test]
+    async fn dropped_wake_list_still_wakes() {
+        let (out, rx) = Outbound::new(8);
+        let (tx, mut frames) = mpsc::channel::<Message>(16);
+        let writer = tokio::spawn(rx.write_to(PollSender::new(tx)));
+        {
+            let mut wakes = PendingWakes::default();
+            assert!(out.send_batched(Outgoing::text_static("x"), &mut wakes));
+        }
+        let got = tokio::time::timeout(Duration::from_secs(5), frames.recv()).await;
+        assert_eq!(got.ok().flatten(), Some(Message::Text("x".into())));
+        out.close(CloseReason::GoingAway);
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     }
 
     #[tokio::test(start_paused = true)]

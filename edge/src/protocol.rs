@@ -116,7 +116,6 @@ impl Session {
                 () = self.outbound.closed() => {
                     return self.outbound.reason().unwrap_or(CloseReason::Internal);
                 }
-                () = self.edge.closing.cancelled() => return CloseReason::GoingAway,
                 () = sleep_until(init_deadline) => return CloseReason::InitTimeout,
                 () = sleep_until(expires_at) => return CloseReason::TokenExpired,
                 () = sleep_until(pong_deadline) => return CloseReason::KeepaliveTimeout,

@@ -71,18 +71,18 @@ impl Edge {
         L: Listener<Addr = std::net::SocketAddr>,
         PeerAddr: for<'a> Connected<IncomingStream<'a, L>>,
     {
-        let closing = self.closing.clone();
+        let edge = self.clone();
         let app = self
             .router()
             .into_make_service_with_connect_info::<PeerAddr>();
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.cancelled().await;
-                closing.cancel();
+                edge.close_connections();
             })
             .await;
-        // Sockets close on `closing`, which a failed accept loop did not cancel.
-        self.closing.cancel();
+        // A failed accept loop ends here without the graceful-shutdown signal.
+        self.close_connections();
         self.tracker.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
             .await

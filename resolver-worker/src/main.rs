@@ -57,6 +57,12 @@ struct Args {
     otlp: fanout_core::otel::OtlpArgs,
 }
 
+/// mimalloc instead of glibc's malloc: every delivery allocates its frames and frees them
+/// once written, from several threads; glibc's arenas spent a quarter of the edge's CPU
+/// on that (benches/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = match role::parse_args::<Args>() {
         Ok(a) => a,
