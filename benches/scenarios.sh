@@ -7,7 +7,8 @@
 #   benches/scenarios.sh idle            memory per idle connection: 5k and 19k on one
 #                                        standalone process, 38k over the 2 edges of the
 #                                        local cluster (2 client processes)
-#   benches/scenarios.sh broadcast       10k subscribers on one channel
+#   benches/scenarios.sh broadcast       10k subscribers on one channel (10k sockets,
+#                                        and 1k sockets x 10 subscriptions)
 #   benches/scenarios.sh many-channels   10k subscribers on 1k channels
 #   benches/scenarios.sh resolver        Python resolver on the path: 1, 100, 10k shapes
 #   benches/scenarios.sh cluster         local cluster (2 edges, 2 routers, 2 workers,
@@ -62,6 +63,14 @@ scenario_broadcast() {
     --connections 10000 --channels 1 --events 100 --rate 10 --server-pid "$server_pid"
   bench "broadcast 10k x 1 channel, max rate" --url "$ws" --grpc "$grpc" \
     --connections 10000 --channels 1 --events 100 --rate 0 --server-pid "$server_pid"
+  # The same 10,000 subscribers as 1,000 connections with 10 subscriptions each: one
+  # socket write carries a connection's 10 frames of an event.
+  bench "broadcast 1k conns x 10 subs, 50 ev/s" --url "$ws" --grpc "$grpc" \
+    --connections 1000 --subscriptions 10 --channels 1 --events 500 --rate 50 \
+    --server-pid "$server_pid"
+  bench "broadcast 1k conns x 10 subs, max rate" --url "$ws" --grpc "$grpc" \
+    --connections 1000 --subscriptions 10 --channels 1 --events 100 --rate 0 \
+    --server-pid "$server_pid"
   stop_server
 }
 
@@ -103,6 +112,7 @@ scenario_cluster() {
 [ $# -ge 1 ] || usage
 case "$1" in -h|--help) usage 0 ;; esac
 build_fanout
+tune_loopback
 for s in "$@"; do
   case "$s" in
     idle|broadcast|resolver|cluster) ;;

@@ -27,21 +27,23 @@ def load(path):
 
 def row(r):
     if r.get("mode") == "failed":
-        return [r.get("label", ""), "FAILED"] + [""] * 11
+        return [r.get("label", ""), "FAILED"] + [""] * 13
     server = r.get("server") or {}
     idle = r.get("idle")
     lat = r.get("latency_us", {})
     subs = f"{r['connections']}x{r['subscriptions_per_connection']}"
     if idle:
-        return [r["label"], subs, "", "", "", "", "", "", "",
-                f"{server.get('cpu_seconds', 0):.1f}", mib(server.get("peak_rss_bytes", 0)),
+        return [r["label"], subs, "", "", "", "", "", "", "", "",
+                f"{server.get('cpu_seconds', 0):.1f}", "", mib(server.get("peak_rss_bytes", 0)),
                 f"{idle['bytes_per_connection']:.0f}", str(r["not_ready"] + r["failed_connections"])]
     return [
         r["label"], subs, str(r["channels"]),
         f"{r['deliveries_per_second']:.0f}",
         ms(lat["p50"]), ms(lat["p99"]), ms(lat["p999"]), ms(lat["max"]),
         f"{r['lost']}/{r['duplicates']}/{r['out_of_order']}",
+        str(r.get("backlog_drops") or 0),
         f"{server.get('cpu_seconds', 0):.1f}" if server else "",
+        f"{r['generator_cpu_seconds']:.1f}" if r.get("generator_cpu_seconds") is not None else "",
         mib(server.get("peak_rss_bytes", 0)) if server else "",
         "",
         str(r["not_ready"] + r["failed_connections"]),
@@ -49,7 +51,7 @@ def row(r):
 
 
 HEADER = ["run", "conns x subs", "channels", "deliveries/s", "p50 ms", "p99 ms", "p99.9 ms",
-          "max ms", "lost/dup/ooo", "server CPU s", "peak RSS MiB", "bytes/conn", "failed"]
+          "max ms", "lost/dup/ooo", "kernel drops", "server CPU s", "generator CPU s", "peak RSS MiB", "bytes/conn", "failed"]
 
 
 def print_table(header, rows):

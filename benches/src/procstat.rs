@@ -39,6 +39,35 @@ pub fn sample(pids: &[u32]) -> anyhow::Result<Sample> {
     Ok(total)
 }
 
+/// Packets dropped so far because a CPU's input backlog was full (second column of
+/// /proc/net/softnet_stat, summed over CPUs). On loopback each drop is retransmitted
+/// after at least 200 ms, so a run with drops has latency tails that are the machine's.
+pub fn backlog_drops() -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/softnet_stat").ok()?;
+    table
+        .lines()
+        .map(|line| {
+            let column = line.split_whitespace().nth(1)?;
+            u64::from_str_radix(column, 16).ok()
+        })
+        .sum()
+}
+
+/// CPU seconds (user + system) of this process and of its children that have been
+/// waited for.
+pub fn own_cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    let rest = &stat[stat.rfind(')').context("unexpected /proc/self/stat")? + 1..];
+    // utime, stime, cutime, cstime: fields 14 to 17.
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse::<u64>().context("unexpected /proc/self/stat"))
+        .sum::<anyhow::Result<u64>>()?;
+    Ok(ticks as f64 / TICKS_PER_SECOND)
+}
+
 /// utime + stime (fields 14 and 15) of a /proc/PID/stat line. The command name (field 2)
 /// may contain spaces, so fields are counted after its closing parenthesis.
 fn cpu_ticks(stat: &str) -> Option<u64> {

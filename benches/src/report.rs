@@ -30,6 +30,12 @@ pub struct Report {
     pub deliveries_per_second: f64,
     pub latency_us: Latency,
     pub server: Option<ServerUsage>,
+    /// CPU seconds of the load generator itself during a load run (single-process runs
+    /// only): it shares the machine with the server.
+    pub generator_cpu_seconds: Option<f64>,
+    /// Packets the kernel dropped during the run because an input backlog was full
+    /// (/proc/net/softnet_stat; see `procstat::backlog_drops`).
+    pub backlog_drops: Option<u64>,
     pub idle: Option<IdleMemory>,
     pub errors: Vec<String>,
 }
@@ -186,6 +192,23 @@ impl Report {
                     mib(s.vm_hwm_bytes),
                     mib(s.rss_before_bytes),
                     mib(s.rss_after_bytes)
+                ),
+            );
+        }
+        if let Some(cpu) = self.generator_cpu_seconds {
+            row(
+                "generator CPU",
+                format!(
+                    "{cpu:.2} s ({:.0} deliveries per CPU second)",
+                    self.deliveries as f64 / cpu.max(1e-9)
+                ),
+            );
+        }
+        if let Some(drops) = self.backlog_drops.filter(|&d| d > 0) {
+            row(
+                "kernel backlog drops",
+                format!(
+                    "{drops} packets (each retransmitted after >= 200 ms; raise net.core.netdev_max_backlog)"
                 ),
             );
         }

@@ -16,6 +16,8 @@ pub async fn load(args: &Args) -> anyhow::Result<Report> {
     let mut clients = Clients::start(args)?;
     let not_ready = clients.ready(Duration::from_secs(args.ready_secs)).await?;
     let before = sample(args)?;
+    let own_before = procstat::own_cpu_seconds()?;
+    let drops_before = procstat::backlog_drops();
     let sampler = PeakSampler::start(args.server_pids.clone());
     let started_us = now_us();
     let started = Instant::now();
@@ -24,6 +26,10 @@ pub async fn load(args: &Args) -> anyhow::Result<Report> {
     let processes = clients.processes();
     let tally = clients.finish(Duration::from_secs(args.drain_secs)).await?;
     let after = sample(args)?;
+    let own_cpu = procstat::own_cpu_seconds()? - own_before;
+    let drops = drops_before
+        .zip(procstat::backlog_drops())
+        .map(|(before, after)| after.saturating_sub(before));
     let peak = sampler.stop();
     let seconds = if tally.last_delivery_us > started_us {
         (tally.last_delivery_us - started_us) as f64 / 1e6
@@ -36,6 +42,10 @@ pub async fn load(args: &Args) -> anyhow::Result<Report> {
     report.publish_seconds = publish_seconds;
     report.seconds = seconds;
     report.deliveries_per_second = tally.received as f64 / seconds.max(1e-9);
+    // Client processes report their CPU only once they exit, connection set-up
+    // included, so it is given for single-process runs only.
+    report.generator_cpu_seconds = (processes == 1).then_some(own_cpu);
+    report.backlog_drops = drops;
     if let (Some(before), Some(after)) = (before, after) {
         let cpu = after.cpu_seconds - before.cpu_seconds;
         report.server = Some(ServerUsage {
@@ -117,6 +127,8 @@ fn base_report(args: &Args, processes: usize, not_ready: usize, tally: &Tally) -
         deliveries_per_second: 0.0,
         latency_us: Latency::of(tally),
         server: None,
+        generator_cpu_seconds: None,
+        backlog_drops: None,
         idle: None,
         errors: tally.errors.clone(),
     }

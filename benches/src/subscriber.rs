@@ -185,19 +185,22 @@ impl<'a> From<JsonFrame<'a>> for Frame<'a> {
     }
 }
 
-/// `(id, payload)` of a `next` frame written exactly as
-/// `{"id":"<id>","type":"next","payload":<payload>}`, the form Fanout and the
-/// `graphql-ws` server use; `None` for anything else, which then goes through the JSON
-/// parser. Reading the commonest frame without a parse keeps the generator's share of
-/// the machine small, and every server whose frames take this form gets the same
-/// shortcut.
+/// `(id, payload)` of a `next` frame written compactly with the payload last:
+/// `{"id":"<id>","type":"next","payload":<payload>}` (Fanout, graphql-ws, Strawberry) or
+/// `{"type":"next","id":"<id>","payload":<payload>}` (async-graphql); `None` for
+/// anything else, which then goes through the JSON parser. Reading the commonest frame
+/// without a parse keeps the generator's share of the machine small, and every server
+/// in the comparison gets the same shortcut.
 fn split_next(text: &str) -> Option<(&str, &str)> {
-    let rest = text.strip_prefix(r#"{"id":""#)?;
-    let end = rest.find(['"', '\\'])?;
-    let (id, rest) = rest.split_at(end);
-    let payload = rest
-        .strip_prefix(r#"","type":"next","payload":"#)?
-        .strip_suffix('}')?;
+    let (id_and_rest, after_id) = if let Some(rest) = text.strip_prefix(r#"{"id":""#) {
+        (rest, r#"","type":"next","payload":"#)
+    } else {
+        let rest = text.strip_prefix(r#"{"type":"next","id":""#)?;
+        (rest, r#"","payload":"#)
+    };
+    let end = id_and_rest.find(['"', '\\'])?;
+    let (id, rest) = id_and_rest.split_at(end);
+    let payload = rest.strip_prefix(after_id)?.strip_suffix('}')?;
     Some((id, payload))
 }
 
@@ -391,8 +394,12 @@ mod tests {
             split_next(r#"{"id":"12","type":"next","payload":{"data":{"a":1}}}"#),
             Some(("12", r#"{"data":{"a":1}}"#))
         );
+        assert_eq!(
+            split_next(r#"{"type":"next","id":"7","payload":{"data":{}}}"#),
+            Some(("7", r#"{"data":{}}"#))
+        );
         for other in [
-            r#"{"type":"next","id":"12","payload":{"data":{}}}"#,
+            r#"{"payload":{"data":{}},"id":"12","type":"next"}"#,
             r#"{"id": "12", "type": "next", "payload": {}}"#,
             r#"{"id":"12","type":"error","payload":[]}"#,
             r#"{"id":"1\"2","type":"next","payload":{}}"#,
