@@ -25,7 +25,10 @@ peers="$root/benches/peers"
 peer_out="$root/target/peers"
 peer_port=28300
 
-cleanup() { stop_server; }
+cleanup() {
+  stop_server
+  restore_loopback
+}
 trap cleanup EXIT
 
 setup_peers() {

@@ -15,18 +15,30 @@ log() { echo "== $*" >&2; }
 # Loopback packets wait in a per-CPU backlog of net.core.netdev_max_backlog packets
 # (1,000 by default). A broadcast to thousands of sockets on a busy 2-core machine
 # overflows it, and every dropped packet comes back after a 200 ms retransmission
-# timeout: latency tails of the benchmark, not of the server. Raise it when allowed;
+# timeout: latency tails of the benchmark, not of the server. Raise it for the run when
+# allowed (FANOUT_BENCH_TUNE=0 leaves it alone) and put it back at the end;
 # fanout-bench reports the drops of each run either way.
+backlog_file=/proc/sys/net/core/netdev_max_backlog
+backlog_was=""
 tune_loopback() {
-  local f=/proc/sys/net/core/netdev_max_backlog want=16384 have
-  have="$(cat "$f" 2>/dev/null || echo 0)"
+  local want=16384 have
+  [ "${FANOUT_BENCH_TUNE:-1}" = 0 ] && return 0
+  have="$(cat "$backlog_file" 2>/dev/null || echo 0)"
   [ "$have" -ge "$want" ] && return 0
-  if (echo "$want" >"$f") 2>/dev/null; then
-    log "net.core.netdev_max_backlog raised from $have to $want"
+  if (echo "$want" >"$backlog_file") 2>/dev/null; then
+    backlog_was="$have"
+    log "net.core.netdev_max_backlog raised from $have to $want for this run"
   else
     log "warning: net.core.netdev_max_backlog is $have and cannot be raised here;" \
       "loopback drops will show as 200 ms latency tails"
   fi
+}
+
+restore_loopback() {
+  [ -n "$backlog_was" ] || return 0
+  (echo "$backlog_was" >"$backlog_file") 2>/dev/null &&
+    log "net.core.netdev_max_backlog put back to $backlog_was"
+  backlog_was=""
 }
 
 build_fanout() {

@@ -30,6 +30,7 @@ usage() {
 cleanup() {
   stop_server
   [ "${cluster_started:-}" = 1 ] && cluster_down
+  restore_loopback
   true
 }
 trap cleanup EXIT
