@@ -72,6 +72,14 @@ scenario_broadcast() {
   bench "broadcast 1k conns x 10 subs, max rate" --url "$ws" --grpc "$grpc" \
     --connections 1000 --subscriptions 10 --channels 1 --events 100 --rate 0 \
     --server-pid "$server_pid"
+  # Sustained rather than a burst: the publisher keeps at most --window events'
+  # deliveries outstanding, for 8,000,000 deliveries.
+  bench "broadcast 1k conns x 10 subs, sustained" --url "$ws" --grpc "$grpc" \
+    --connections 1000 --subscriptions 10 --channels 1 --events 800 --rate 0 --window 50 \
+    --server-pid "$server_pid"
+  bench "broadcast 1k conns x 1 sub, sustained" --url "$ws" --grpc "$grpc" \
+    --connections 1000 --channels 1 --events 8000 --rate 0 --window 500 \
+    --server-pid "$server_pid"
   stop_server
 }
 

@@ -43,6 +43,11 @@ pub struct Args {
     /// Target publish rate in events per second over all channels; 0 = as fast as possible.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// With `--rate 0`: publish as fast as the subscribers keep up, with at most this
+    /// many events' deliveries outstanding (closed loop; 0 = publish everything at once).
+    /// Sustained throughput instead of how fast a burst drains. One client process only.
+    #[arg(long, default_value_t = 0)]
+    pub window: u64,
     /// Server process to sample (CPU seconds, RSS); repeat to sum several (a cluster).
     #[arg(long = "server-pid")]
     pub server_pids: Vec<u32>,
@@ -118,6 +123,14 @@ impl Args {
         anyhow::ensure!(
             self.connect_concurrency >= 1,
             "--connect-concurrency must be at least 1"
+        );
+        anyhow::ensure!(
+            self.window == 0 || self.rate == 0,
+            "--window paces the publisher itself: use it with --rate 0"
+        );
+        anyhow::ensure!(
+            self.window == 0 || self.connections <= self.per_process,
+            "--window needs the subscribers in this process (at most --per-process connections)"
         );
         anyhow::ensure!(
             !(self.idle && self.server_pids.is_empty()) || self.child,

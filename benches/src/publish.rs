@@ -4,6 +4,8 @@
 //! number n / C + 1), paced to `--rate` events per second or as fast as the server takes
 //! them.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -19,21 +21,61 @@ use crate::clock::now_us;
 use crate::workload;
 
 /// What to publish.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Schedule {
     pub field: Field,
     pub channels: usize,
     pub events: u64,
     pub rate: u64,
+    pub window: Option<Window>,
+}
+
+/// Closed-loop pacing (`--window`): the publisher waits while more than `events`
+/// events' deliveries are outstanding.
+#[derive(Debug, Clone)]
+pub struct Window {
+    received: Arc<AtomicU64>,
+    /// Deliveries one event makes (subscriptions per channel).
+    per_event: f64,
+    events: u64,
+}
+
+/// How long the publisher waits without any delivery arriving before it publishes
+/// anyway (deliveries were lost; the report shows them).
+const WINDOW_STALL: Duration = Duration::from_secs(2);
+
+impl Window {
+    async fn admit(&self, n: u64) {
+        let mut last = self.received.load(Ordering::Relaxed);
+        let mut since = Instant::now();
+        loop {
+            let received = self.received.load(Ordering::Relaxed);
+            if (n as f64) - (received as f64 / self.per_event) < self.events as f64 {
+                return;
+            }
+            if received != last {
+                (last, since) = (received, Instant::now());
+            } else if since.elapsed() > WINDOW_STALL {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
 }
 
 impl Schedule {
-    pub fn from_args(args: &Args) -> Self {
+    pub fn from_args(args: &Args, received: Option<Arc<AtomicU64>>) -> Self {
+        let subscriptions = (args.connections * args.subscriptions) as f64;
         Self {
             field: args.field,
             channels: args.channels,
             events: args.events,
             rate: args.rate,
+            window: received.filter(|_| args.window > 0).map(|received| Window {
+                received,
+                per_event: (subscriptions / args.channels as f64).max(1.0),
+                events: args.window,
+            }),
         }
     }
 
@@ -52,6 +94,9 @@ impl Schedule {
     }
 
     async fn pace(&self, started: Instant, n: u64) {
+        if let Some(window) = &self.window {
+            window.admit(n).await;
+        }
         if self.rate > 0 {
             let due = started + Duration::from_secs_f64(n as f64 / self.rate as f64);
             tokio::time::sleep_until(due.into()).await;
@@ -72,18 +117,21 @@ async fn grpc(endpoint: &str, schedule: Schedule) -> anyhow::Result<u64> {
         .await
         .with_context(|| format!("connecting to {endpoint}"))?;
     let started = Instant::now();
-    let requests = futures_util::stream::unfold(0u64, move |n| async move {
-        if n >= schedule.total() {
-            return None;
+    let requests = futures_util::stream::unfold(0u64, move |n| {
+        let schedule = schedule.clone();
+        async move {
+            if n >= schedule.total() {
+                return None;
+            }
+            schedule.pace(started, n).await;
+            let (channel, payload) = schedule.event(n);
+            let request = PublishRequest {
+                channel,
+                payload: payload.to_string().into_bytes().into(),
+                ..Default::default()
+            };
+            Some((request, n + 1))
         }
-        schedule.pace(started, n).await;
-        let (channel, payload) = schedule.event(n);
-        let request = PublishRequest {
-            channel,
-            payload: payload.to_string().into_bytes().into(),
-            ..Default::default()
-        };
-        Some((request, n + 1))
     });
     let mut replies = client.publish_stream(requests).await?.into_inner();
     let mut published = 0;
@@ -153,4 +201,52 @@ async fn http(url: &str, schedule: Schedule) -> anyhow::Result<u64> {
         );
     }
     Ok(schedule.total())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn window_holds_the_publisher_until_deliveries_arrive() {
+        let received = Arc::new(AtomicU64::new(0));
+        let window = Window {
+            received: received.clone(),
+            per_event: 10.0,
+            events: 2,
+        };
+        // Events 0 and 1 fit in the window of 2.
+        tokio::time::timeout(Duration::from_secs(1), window.admit(1))
+            .await
+            .expect("within the window");
+        let held = tokio::spawn({
+            let window = window.clone();
+            async move { window.admit(2).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !held.is_finished(),
+            "event 2 went out with 2 events outstanding"
+        );
+        // Event 0's ten deliveries arrive: one event is done.
+        received.store(10, Ordering::Relaxed);
+        tokio::time::timeout(Duration::from_secs(1), held)
+            .await
+            .expect("released once event 0 is delivered")
+            .expect("task");
+    }
+
+    #[tokio::test]
+    async fn window_gives_up_waiting_when_deliveries_stop() {
+        let window = Window {
+            received: Arc::new(AtomicU64::new(0)),
+            per_event: 10.0,
+            events: 1,
+        };
+        let started = Instant::now();
+        tokio::time::timeout(WINDOW_STALL * 3, window.admit(5))
+            .await
+            .expect("gives up after the stall time");
+        assert!(started.elapsed() >= WINDOW_STALL);
+    }
 }

@@ -21,7 +21,8 @@ pub async fn load(args: &Args) -> anyhow::Result<Report> {
     let sampler = PeakSampler::start(args.server_pids.clone());
     let started_us = now_us();
     let started = Instant::now();
-    let published = publish::run(args, Schedule::from_args(args)).await?;
+    let schedule = Schedule::from_args(args, clients.received());
+    let published = publish::run(args, schedule).await?;
     let publish_seconds = started.elapsed().as_secs_f64();
     let processes = clients.processes();
     let tally = clients.finish(Duration::from_secs(args.drain_secs)).await?;

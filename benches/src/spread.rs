@@ -32,6 +32,15 @@ pub struct ClientProcess {
 }
 
 impl Clients {
+    /// The live count of `next` frames received, when there is one (`--window`, one
+    /// client process).
+    pub fn received(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        match self {
+            Clients::Local(swarm) => swarm.received.clone(),
+            Clients::Spread(_) => None,
+        }
+    }
+
     /// Starts connecting every subscriber.
     pub fn start(args: &Args) -> anyhow::Result<Self> {
         let k = args.connections.div_ceil(args.per_process);

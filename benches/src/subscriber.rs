@@ -7,6 +7,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -45,6 +46,9 @@ pub struct Plan {
     pub expect: Option<u64>,
     pub source_ip: Option<IpAddr>,
     pub connect_concurrency: usize,
+    /// `next` frames received by every connection of this process, counted live when
+    /// the publisher is paced by them (`--window`).
+    pub received: Option<Arc<AtomicU64>>,
 }
 
 impl Plan {
@@ -60,12 +64,15 @@ impl Plan {
             expect: (!args.idle).then_some(args.events),
             source_ip: args.source_ip,
             connect_concurrency: args.connect_concurrency,
+            received: (args.window > 0).then(|| Arc::new(AtomicU64::new(0))),
         }
     }
 }
 
 /// The running connections of this process.
 pub struct Swarm {
+    /// The live count of `next` frames, when the plan keeps one.
+    pub received: Option<Arc<AtomicU64>>,
     tasks: Vec<JoinHandle<Tally>>,
     ready: mpsc::Receiver<bool>,
     done: mpsc::UnboundedReceiver<()>,
@@ -79,6 +86,7 @@ impl Swarm {
         let (done_tx, done) = mpsc::unbounded_channel();
         let (stop, stop_rx) = watch::channel(false);
         let gate = Arc::new(Semaphore::new(plan.connect_concurrency));
+        let received = plan.received.clone();
         let plan = Arc::new(plan);
         let tasks = (0..plan.connections)
             .map(|i| {
@@ -96,6 +104,7 @@ impl Swarm {
             })
             .collect();
         Self {
+            received,
             tasks,
             ready,
             done,
@@ -292,6 +301,9 @@ impl Connection {
                     };
                     tally.record_latency(now.saturating_sub(sent));
                     tally.received += 1;
+                    if let Some(received) = &plan.received {
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
                     tally.last_delivery_us = now;
                     if seq == sub.last_seq {
                         tally.duplicates += 1;
