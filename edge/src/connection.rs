@@ -1,6 +1,10 @@
-//! One WebSocket connection: the protocol reader and the outbound writer, joined (each
-//! polled only when woken itself, see [`crate::join`]) so that either ending stops the
-//! other.
+//! One WebSocket connection: the protocol reader and the outbound writer, joined so
+//! that either ending stops the other.
+//!
+//! Both are polled whenever either is woken (`tokio::join!`). Polling only the woken
+//! branch was tried; but tokio-tungstenite keeps one waker slot per direction for the
+//! whole socket, shared by both halves, so a branch polled on its own can miss its
+//! wake-up, and one benchmark run with that version stalled for ten minutes.
 //!
 //! [`run`] is generic over the frame [`Stream`] and [`Sink`], so the whole connection
 //! (protocol, queueing, close handshake) runs in tests over channels.
@@ -73,5 +77,5 @@ pub async fn run<St, Si, E>(
         })
         .await;
     };
-    crate::join::join_woken(reader, writer).await;
+    tokio::join!(reader, writer);
 }

@@ -11,8 +11,7 @@
 //!   draining, shutdown with 1001 for connections still open).
 //! - [`drain`]: [`Edge::drain`], closing every connection with 1012 spread over the
 //!   drain window before the edge stops.
-//! - [`connection`]: one socket = a protocol reader and an outbound writer, joined by
-//!   [`join`], which polls each only when it was woken.
+//! - [`connection`]: one socket = a protocol reader and an outbound writer, joined.
 //! - [`protocol`]: the `graphql-transport-ws` state machine ([`protocol::Session`]):
 //!   init and auth, ping/pong keepalive, subscribe/complete, token expiry.
 //! - [`message`]: parsing client messages, writing server messages.
@@ -44,7 +43,6 @@ pub mod edge;
 pub mod error;
 pub mod frame_queue;
 pub mod interest_client;
-pub mod join;
 pub mod limits;
 pub mod listener;
 pub mod message;
