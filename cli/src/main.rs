@@ -34,12 +34,6 @@ enum Command {
     Check(check::CheckArgs),
 }
 
-/// mimalloc instead of glibc's malloc: every delivery allocates its frames and frees them
-/// once written, from several threads; glibc's arenas spent a quarter of the edge's CPU
-/// on that (benches/README.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

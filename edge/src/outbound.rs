@@ -126,19 +126,11 @@ impl Outbound {
     /// Queues `item` without waiting. On a full queue the connection is closed as a
     /// slow consumer. Returns whether the item was queued.
     pub fn send(&self, item: Outgoing) -> bool {
-        if self.is_closed() {
-            return false;
+        let queued = self.enqueue(item).is_some();
+        if queued {
+            self.shared.queue.wake();
         }
-        match self.shared.queue.push(item) {
-            Ok(()) => true,
-            Err(PushError::Full) => {
-                if self.close(CloseReason::SlowConsumer) {
-                    metrics::counter!(telemetry::EDGE_SLOW_CONSUMER_CLOSES).increment(1);
-                }
-                false
-            }
-            Err(PushError::Closed) => false,
-        }
+        queued
     }
 
     /// Like [`Outbound::send`], but leaves waking the writer to `wakes`: a producer
@@ -146,22 +138,31 @@ impl Outbound {
     /// writer once, after the whole batch, so that a connection's frames of the batch go
     /// out in one socket write instead of one write per frame.
     pub fn send_batched(&self, item: Outgoing, wakes: &mut PendingWakes) -> bool {
-        if self.is_closed() {
-            return false;
-        }
-        match self.shared.queue.push_unwoken(item) {
-            Ok(true) => {
+        match self.enqueue(item) {
+            Some(true) => {
                 wakes.0.push(self.clone());
                 true
             }
-            Ok(false) => true,
+            Some(false) => true,
+            None => false,
+        }
+    }
+
+    /// Queues `item` without waking the writer: `Some(needs_wake)` once queued, `None`
+    /// when refused (closed, or full, which closes the connection as a slow consumer).
+    fn enqueue(&self, item: Outgoing) -> Option<bool> {
+        if self.is_closed() {
+            return None;
+        }
+        match self.shared.queue.push_unwoken(item) {
+            Ok(needs_wake) => Some(needs_wake),
             Err(PushError::Full) => {
                 if self.close(CloseReason::SlowConsumer) {
                     metrics::counter!(telemetry::EDGE_SLOW_CONSUMER_CLOSES).increment(1);
                 }
-                false
+                None
             }
-            Err(PushError::Closed) => false,
+            Err(PushError::Closed) => None,
         }
     }
 

@@ -57,9 +57,8 @@ struct Args {
     otlp: fanout_core::otel::OtlpArgs,
 }
 
-/// mimalloc instead of glibc's malloc: every delivery allocates its frames and frees them
-/// once written, from several threads; glibc's arenas spent a quarter of the edge's CPU
-/// on that (benches/README.md).
+/// The same allocator as the other Fanout binaries (mimalloc; see `fanout-cli`). Python
+/// objects keep CPython's own allocator.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
