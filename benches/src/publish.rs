@@ -40,23 +40,26 @@ pub struct Window {
     events: u64,
 }
 
-/// How long the publisher waits without any delivery arriving before it publishes
-/// anyway (deliveries were lost; the report shows them).
-const WINDOW_STALL: Duration = Duration::from_secs(2);
+/// How long the publisher waits with a full window and no delivery arriving before it
+/// stops publishing (the report says so, and counts the rest as lost).
+pub const WINDOW_STALL: Duration = Duration::from_secs(2);
 
 impl Window {
-    async fn admit(&self, n: u64) {
+    /// Waits until event `n` fits in the window. `false` when no delivery arrived for
+    /// [`WINDOW_STALL`] while it was full: the deliveries are not coming (connections
+    /// closed, for example as slow consumers), and publishing stops.
+    async fn admit(&self, n: u64) -> bool {
         let mut last = self.received.load(Ordering::Relaxed);
         let mut since = Instant::now();
         loop {
             let received = self.received.load(Ordering::Relaxed);
             if (n as f64) - (received as f64 / self.per_event) < self.events as f64 {
-                return;
+                return true;
             }
             if received != last {
                 (last, since) = (received, Instant::now());
             } else if since.elapsed() > WINDOW_STALL {
-                return;
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -79,7 +82,7 @@ impl Schedule {
         }
     }
 
-    fn total(&self) -> u64 {
+    pub fn total(&self) -> u64 {
         self.events * self.channels as u64
     }
 
@@ -93,14 +96,19 @@ impl Schedule {
         )
     }
 
-    async fn pace(&self, started: Instant, n: u64) {
-        if let Some(window) = &self.window {
-            window.admit(n).await;
+    /// Waits until event `n` is due; `false` when the window stalled (see
+    /// [`Window::admit`]).
+    async fn pace(&self, started: Instant, n: u64) -> bool {
+        if let Some(window) = &self.window
+            && !window.admit(n).await
+        {
+            return false;
         }
         if self.rate > 0 {
             let due = started + Duration::from_secs_f64(n as f64 / self.rate as f64);
             tokio::time::sleep_until(due.into()).await;
         }
+        true
     }
 }
 
@@ -120,10 +128,9 @@ async fn grpc(endpoint: &str, schedule: Schedule) -> anyhow::Result<u64> {
     let requests = futures_util::stream::unfold(0u64, move |n| {
         let schedule = schedule.clone();
         async move {
-            if n >= schedule.total() {
+            if n >= schedule.total() || !schedule.pace(started, n).await {
                 return None;
             }
-            schedule.pace(started, n).await;
             let (channel, payload) = schedule.event(n);
             let request = PublishRequest {
                 channel,
@@ -160,8 +167,11 @@ async fn http(url: &str, schedule: Schedule) -> anyhow::Result<u64> {
     let mut read = BufReader::new(read);
     let started = Instant::now();
     let mut line = String::new();
+    let mut published = 0;
     for n in 0..schedule.total() {
-        schedule.pace(started, n).await;
+        if !schedule.pace(started, n).await {
+            break;
+        }
         let (channel, payload) = schedule.event(n);
         let body = json!({"channel": channel, "payload": payload}).to_string();
         let request = format!(
@@ -199,8 +209,9 @@ async fn http(url: &str, schedule: Schedule) -> anyhow::Result<u64> {
             "{url} answered {status}: {}",
             String::from_utf8_lossy(&body)
         );
+        published += 1;
     }
-    Ok(schedule.total())
+    Ok(published)
 }
 
 #[cfg(test)]
@@ -216,9 +227,10 @@ mod tests {
             events: 2,
         };
         // Events 0 and 1 fit in the window of 2.
-        tokio::time::timeout(Duration::from_secs(1), window.admit(1))
+        let admitted = tokio::time::timeout(Duration::from_secs(1), window.admit(1))
             .await
             .expect("within the window");
+        assert!(admitted);
         let held = tokio::spawn({
             let window = window.clone();
             async move { window.admit(2).await }
@@ -230,23 +242,25 @@ mod tests {
         );
         // Event 0's ten deliveries arrive: one event is done.
         received.store(10, Ordering::Relaxed);
-        tokio::time::timeout(Duration::from_secs(1), held)
+        let admitted = tokio::time::timeout(Duration::from_secs(1), held)
             .await
             .expect("released once event 0 is delivered")
             .expect("task");
+        assert!(admitted, "released by a delivery, not by the stall timeout");
     }
 
     #[tokio::test]
-    async fn window_gives_up_waiting_when_deliveries_stop() {
+    async fn window_stops_publishing_when_deliveries_stop() {
         let window = Window {
             received: Arc::new(AtomicU64::new(0)),
             per_event: 10.0,
             events: 1,
         };
         let started = Instant::now();
-        tokio::time::timeout(WINDOW_STALL * 3, window.admit(5))
+        let admitted = tokio::time::timeout(WINDOW_STALL * 3, window.admit(5))
             .await
             .expect("gives up after the stall time");
+        assert!(!admitted, "a stalled window must stop the publisher");
         assert!(started.elapsed() >= WINDOW_STALL);
     }
 }

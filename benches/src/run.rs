@@ -22,6 +22,7 @@ pub async fn load(args: &Args) -> anyhow::Result<Report> {
     let started_us = now_us();
     let started = Instant::now();
     let schedule = Schedule::from_args(args, clients.received());
+    let scheduled = schedule.total();
     let published = publish::run(args, schedule).await?;
     let publish_seconds = started.elapsed().as_secs_f64();
     let processes = clients.processes();
@@ -38,6 +39,16 @@ pub async fn load(args: &Args) -> anyhow::Result<Report> {
         started.elapsed().as_secs_f64()
     };
     let mut report = base_report(args, processes, not_ready, &tally);
+    if published < scheduled {
+        report.errors.push(format!(
+            "publishing stopped after {published} of {scheduled} events: no delivery arrived \
+             for {} s while --window {} events were outstanding (failed connections: {}); \
+             the rest count as lost",
+            publish::WINDOW_STALL.as_secs(),
+            args.window,
+            tally.failed_connections,
+        ));
+    }
     report.mode = "load";
     report.published = published;
     report.publish_seconds = publish_seconds;
