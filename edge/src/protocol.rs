@@ -14,7 +14,7 @@ use axum::extract::ws::Message;
 use fanout_core::graphql::{GraphQLError, SubscribeRequest, prepare_with_limits};
 use fanout_core::security::{SecurityContext, Verified, token_from_payload};
 use fanout_core::shape::Shape;
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
@@ -116,23 +116,44 @@ impl Session {
                 () = self.outbound.closed() => {
                     return self.outbound.reason().unwrap_or(CloseReason::Internal);
                 }
-                () = sleep_until(init_deadline) => return CloseReason::InitTimeout,
-                () = sleep_until(expires_at) => return CloseReason::TokenExpired,
-                () = sleep_until(pong_deadline) => return CloseReason::KeepaliveTimeout,
-                () = sleep_until(next_ping) => self.send_ping(),
-                frame = inbound.next() => match frame {
-                    None => Some(CloseReason::PeerClosed),
-                    Some(Err(e)) if is_message_too_big(&e) => Some(CloseReason::MessageTooBig),
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, "socket read failed");
-                        Some(CloseReason::PeerClosed)
+                () = sleep_until(init_deadline) => {
+                    match inbound.next().now_or_never() {
+                        Some(frame) => self.on_read(frame),
+                        None => return CloseReason::InitTimeout,
                     }
-                    Some(Ok(frame)) => self.on_frame(frame),
-                },
+                }
+                () = sleep_until(expires_at) => return CloseReason::TokenExpired,
+                () = sleep_until(pong_deadline) => {
+                    match inbound.next().now_or_never() {
+                        Some(frame) => self.on_read(frame),
+                        None => return CloseReason::KeepaliveTimeout,
+                    }
+                }
+                () = sleep_until(next_ping) => self.send_ping(),
+                frame = inbound.next() => self.on_read(frame),
             };
             if let Some(reason) = outcome {
                 return reason;
             }
+        }
+    }
+
+    /// One read from the socket. The init and pong deadlines look here for a frame that
+    /// already arrived before they close the connection: a task that runs late on a
+    /// busy server must not blame the client for its own delay. (The token's expiry
+    /// does not wait for anything.)
+    fn on_read<E>(&mut self, frame: Option<Result<Message, E>>) -> Option<CloseReason>
+    where
+        E: std::error::Error + 'static,
+    {
+        match frame {
+            None => Some(CloseReason::PeerClosed),
+            Some(Err(e)) if is_message_too_big(&e) => Some(CloseReason::MessageTooBig),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "socket read failed");
+                Some(CloseReason::PeerClosed)
+            }
+            Some(Ok(frame)) => self.on_frame(frame),
         }
     }
 

@@ -190,6 +190,22 @@ async fn init_timeout_closes_with_4408() {
     assert_eq!(edge.stats().connections, 0);
 }
 
+/// The init frame is already in the socket when the connection's task first runs, after
+/// its deadline (zero here; on a busy server the task can run late): it is accepted.
+#[tokio::test(start_paused = true)]
+async fn init_that_arrived_before_a_late_deadline_is_accepted() {
+    let mut h = Harness::start(EdgeConfig {
+        init_timeout: Duration::ZERO,
+        ..config()
+    });
+    h.to_server
+        .try_send(Ok(Message::Text(
+            json!({"type":"connection_init"}).to_string().into(),
+        )))
+        .expect("queued before the task runs");
+    assert_eq!(h.recv_json().await, json!({"type":"connection_ack"}));
+}
+
 #[tokio::test(start_paused = true)]
 async fn missing_pong_closes_with_4504_and_pongs_keep_it_alive() {
     let mut h = Harness::start(EdgeConfig {
