@@ -7,8 +7,9 @@
 #   benches/scenarios.sh idle            memory per idle connection: 5k and 19k on one
 #                                        standalone process, 38k over the 2 edges of the
 #                                        local cluster (2 client processes)
-#   benches/scenarios.sh broadcast       10k subscribers on one channel (10k sockets,
-#                                        and 1k sockets x 10 subscriptions)
+#   benches/scenarios.sh broadcast       one channel: 10k subscribers (10k sockets, and
+#                                        1k sockets x 10 subscriptions), 1k subscribers
+#                                        (1k sockets; 100 sockets x 10 subscriptions)
 #   benches/scenarios.sh many-channels   10k subscribers on 1k channels
 #   benches/scenarios.sh resolver        Python resolver on the path: 1, 100, 10k shapes
 #   benches/scenarios.sh cluster         local cluster (2 edges, 2 routers, 2 workers,
@@ -75,10 +76,21 @@ scenario_broadcast() {
   # Sustained rather than a burst: the publisher keeps at most --window events'
   # deliveries outstanding, for 8,000,000 deliveries.
   bench "broadcast 1k conns x 10 subs, sustained" --url "$ws" --grpc "$grpc" \
-    --connections 1000 --subscriptions 10 --channels 1 --events 800 --rate 0 --window 50 \
+    --connections 1000 --subscriptions 10 --channels 1 --events 800 --rate 0 --window 20 \
     --server-pid "$server_pid"
   bench "broadcast 1k conns x 1 sub, sustained" --url "$ws" --grpc "$grpc" \
     --connections 1000 --channels 1 --events 8000 --rate 0 --window 500 \
+    --server-pid "$server_pid"
+  bench "broadcast 10k x 1 channel, sustained" --url "$ws" --grpc "$grpc" \
+    --connections 10000 --channels 1 --events 500 --rate 0 --window 20 \
+    --server-pid "$server_pid"
+  # 1,000 subscribers per event (100 connections x 10 subscriptions) at 500 events/s:
+  # 500,000 deliveries/s in events small enough to fan out within the p99 target.
+  bench "broadcast 100 conns x 10 subs, 500 ev/s" --url "$ws" --grpc "$grpc" \
+    --connections 100 --subscriptions 10 --channels 1 --events 5000 --rate 500 \
+    --server-pid "$server_pid"
+  bench "broadcast 100 conns x 10 subs, sustained" --url "$ws" --grpc "$grpc" \
+    --connections 100 --subscriptions 10 --channels 1 --events 10000 --rate 0 --window 20 \
     --server-pid "$server_pid"
   stop_server
 }
