@@ -1,12 +1,20 @@
 //! Partition owners: one task per partition assigns per-channel offsets in arrival order
 //! and hands each event to dispatch, so events of a channel leave in publish order.
+//!
+//! When the partition is idle (nothing queued, its state unlocked) the publishing task
+//! stamps the event itself and runs its dispatch up to the first wait, which for an
+//! event without Python resolvers on the in-memory bus is the whole dispatch: no hop to
+//! the owner task and back. Whatever is left of a dispatch that has to wait runs on a
+//! task of its own, holding the partition's state, so it finishes even if the publisher
+//! goes away and later events of the partition still wait for it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use fanout_proto::v1::PublishReply;
-use tokio::sync::{mpsc, oneshot};
+use futures_util::FutureExt;
+use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -53,9 +61,17 @@ enum Job {
 }
 
 /// Handle to the owner task of one partition.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PartitionOwner {
     tx: mpsc::Sender<Job>,
+    state: Arc<Mutex<OwnerState>>,
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl std::fmt::Debug for PartitionOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionOwner").finish_non_exhaustive()
+    }
 }
 
 impl PartitionOwner {
@@ -70,16 +86,20 @@ impl PartitionOwner {
         shutdown: CancellationToken,
     ) -> Self {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        let state = OwnerState {
+        let state = Arc::new(Mutex::new(OwnerState {
             partition,
             epoch,
             offsets: HashMap::new(),
             recent: HashMap::new(),
             recent_order: VecDeque::new(),
             idempotency_window,
-        };
-        tracker.spawn(run(state, rx, dispatcher, shutdown));
-        Self { tx }
+        }));
+        tracker.spawn(run(state.clone(), rx, dispatcher.clone(), shutdown));
+        Self {
+            tx,
+            state,
+            dispatcher,
+        }
     }
 
     /// Starts a new epoch: offsets of every channel start over, and clients that
@@ -93,6 +113,10 @@ impl PartitionOwner {
 
     /// Hands `event` to the owner and waits for its offset.
     pub async fn submit(&self, event: Accepted) -> Result<PublishReply> {
+        let event = match self.submit_idle(event) {
+            Ok(reply) => return Ok(reply),
+            Err(event) => *event,
+        };
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job::Publish { event, reply })
@@ -101,6 +125,51 @@ impl PartitionOwner {
         rx.await
             .map_err(|_| Error::Unavailable("partition owner stopped".into()))
     }
+
+    /// Stamps and dispatches `event` in the caller's task when the partition is idle;
+    /// gives the event back when it is not (something queued for the owner task, or a
+    /// dispatch in progress), or when the owner task has stopped.
+    fn submit_idle(&self, event: Accepted) -> std::result::Result<PublishReply, Box<Accepted>> {
+        if self.tx.is_closed() || self.tx.capacity() != self.tx.max_capacity() {
+            return Err(Box::new(event));
+        }
+        let Ok(mut state) = self.state.clone().try_lock_owned() else {
+            return Err(Box::new(event));
+        };
+        // Checked again under the lock: a job queued meanwhile goes first.
+        if self.tx.capacity() != self.tx.max_capacity() {
+            return Err(Box::new(event));
+        }
+        let (reply, stamped) = match state.stamp(event) {
+            Stamp::Remembered(reply) => return Ok(reply),
+            Stamp::New(reply, stamped) => (reply, stamped),
+        };
+        let mut dispatch = Box::pin(dispatch_holding(state, self.dispatcher.clone(), stamped));
+        // Polled once here; if it must wait, the rest runs on its own task, which keeps
+        // the partition's state until it is done.
+        if dispatch.as_mut().now_or_never().is_none() {
+            tokio::spawn(dispatch);
+        }
+        Ok(reply)
+    }
+}
+
+/// Dispatches `stamped` and only then releases the partition's state.
+async fn dispatch_holding(
+    state: OwnedMutexGuard<OwnerState>,
+    dispatcher: Arc<Dispatcher>,
+    stamped: Stamped,
+) {
+    dispatcher.dispatch(stamped).await;
+    drop(state);
+}
+
+/// What the owner makes of an accepted event.
+enum Stamp {
+    /// A repeat of a remembered idempotency key: its first reply.
+    Remembered(PublishReply),
+    /// A new offset, and the event to dispatch.
+    New(PublishReply, Stamped),
 }
 
 struct OwnerState {
@@ -113,6 +182,31 @@ struct OwnerState {
 }
 
 impl OwnerState {
+    /// Assigns the next offset of the event's channel, or answers a repeated
+    /// idempotency key with its first reply.
+    fn stamp(&mut self, event: Accepted) -> Stamp {
+        if let Some(reply) = self.remembered(&event) {
+            return Stamp::Remembered(reply);
+        }
+        let offset = {
+            let next = self.offsets.entry(event.channel.clone()).or_insert(0);
+            *next += 1;
+            *next
+        };
+        let reply = PublishReply {
+            offset,
+            epoch: self.epoch,
+            partition: self.partition,
+        };
+        self.remember(&event, &reply);
+        let stamped = Stamped {
+            event,
+            offset,
+            epoch: self.epoch,
+        };
+        Stamp::New(reply, stamped)
+    }
+
     fn remembered(&self, event: &Accepted) -> Option<PublishReply> {
         if event.idempotency_key.is_empty() {
             return None;
@@ -138,7 +232,7 @@ impl OwnerState {
 }
 
 async fn run(
-    mut state: OwnerState,
+    state: Arc<Mutex<OwnerState>>,
     mut rx: mpsc::Receiver<Job>,
     dispatcher: Arc<Dispatcher>,
     shutdown: CancellationToken,
@@ -148,6 +242,7 @@ async fn run(
             job = rx.recv() => match job { Some(job) => job, None => break },
             () = shutdown.cancelled() => break,
         };
+        let mut state = state.lock().await;
         let (event, reply_tx) = match job {
             Job::Publish { event, reply } => (event, reply),
             Job::NewEpoch(epoch) => {
@@ -158,30 +253,99 @@ async fn run(
                 continue;
             }
         };
-        if let Some(reply) = state.remembered(&event) {
-            let _ = reply_tx.send(reply);
-            continue;
+        match state.stamp(event) {
+            Stamp::Remembered(reply) => {
+                let _ = reply_tx.send(reply);
+            }
+            Stamp::New(reply, stamped) => {
+                // The publisher learns its offset before dispatch finishes; dispatch of
+                // this partition stays sequential, which keeps per-channel order.
+                let _ = reply_tx.send(reply);
+                dispatcher.dispatch(stamped).await;
+            }
         }
-        let offset = {
-            let next = state.offsets.entry(event.channel.clone()).or_insert(0);
-            *next += 1;
-            *next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use fanout_core::bus::{Bus, MemoryBus};
+    use fanout_core::dispatch::DeliveryPolicy;
+    use fanout_core::graphql::{Schema, SubscribeRequest, prepare};
+    use fanout_core::security::SecurityContext;
+    use fanout_core::shape::Shape;
+    use fanout_core::subject;
+    use fanout_proto::v1::Delivery;
+    use futures_util::StreamExt;
+    use prost::Message as _;
+
+    use super::*;
+    use fanout_core::interest::InterestSink;
+
+    use crate::index::ChannelIndex;
+
+    const SDL: &str =
+        "type Row { n: Int }\ntype Subscription { rows: Row @channel(key: \"rows\") }";
+
+    fn event(n: u64) -> Accepted {
+        let value = serde_json::json!({ "n": n });
+        Accepted {
+            channel: "rows".into(),
+            payload: value.to_string().into_bytes().into(),
+            value: Arc::new(value),
+            tenant: String::new(),
+            headers: HashMap::new(),
+            idempotency_key: String::new(),
+            published_at_us: 0,
+        }
+    }
+
+    /// More events than the edge's bus queue holds, with nobody reading at first: the
+    /// first ones are dispatched by the publishing task itself, then a dispatch has to
+    /// wait and finishes on its own task while later events queue for the owner task.
+    /// Every event arrives, each once, in offset order.
+    #[tokio::test]
+    async fn idle_and_busy_partitions_keep_every_event_in_order() {
+        let schema = Schema::parse(SDL, "t.graphql").expect("schema");
+        let request = SubscribeRequest {
+            query: "subscription { rows { n } }".into(),
+            ..Default::default()
         };
-        let reply = PublishReply {
-            offset,
-            epoch: state.epoch,
-            partition: state.partition,
-        };
-        state.remember(&event, &reply);
-        // The publisher learns its offset before dispatch finishes; dispatch of this
-        // partition stays sequential, which keeps per-channel order.
-        let _ = reply_tx.send(reply);
-        dispatcher
-            .dispatch(Stamped {
-                event,
-                offset,
-                epoch: state.epoch,
-            })
-            .await;
+        let prepared = prepare(&schema, &request).expect("valid subscription");
+        let shape = Arc::new(Shape::new(prepared, request, &SecurityContext::default()));
+        let bus = MemoryBus::new();
+        let mut edge = bus.subscribe(&subject::edge("e")).await.expect("sub");
+        let index = Arc::new(ChannelIndex::new());
+        index.add("e", shape);
+        let dispatcher = Arc::new(Dispatcher::new(
+            "r".into(),
+            index,
+            Arc::new(bus) as Arc<dyn Bus>,
+            Default::default(),
+            DeliveryPolicy::multi_tenant(false),
+        ));
+        let tracker = TaskTracker::new();
+        let owner =
+            PartitionOwner::spawn(0, 1, 64, 0, dispatcher, &tracker, CancellationToken::new());
+        const EVENTS: u64 = 6000;
+        let publisher = tokio::spawn(async move {
+            for n in 1..=EVENTS {
+                let reply = owner.submit(event(n)).await.expect("published");
+                assert_eq!(reply.offset, n);
+            }
+        });
+        // Let the bus queue (4,096) fill before reading.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for want in 1..=EVENTS {
+            let msg = tokio::time::timeout(Duration::from_secs(10), edge.next())
+                .await
+                .expect("delivery in time")
+                .expect("bus open");
+            let delivery = Delivery::decode(msg.payload).expect("delivery");
+            assert_eq!(delivery.offset, want, "out of order or lost");
+        }
+        publisher.await.expect("publisher");
     }
 }
