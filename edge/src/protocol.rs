@@ -117,17 +117,11 @@ impl Session {
                     return self.outbound.reason().unwrap_or(CloseReason::Internal);
                 }
                 () = sleep_until(init_deadline) => {
-                    match inbound.next().now_or_never() {
-                        Some(frame) => self.on_read(frame),
-                        None => return CloseReason::InitTimeout,
-                    }
+                    self.read_ready_or(inbound, CloseReason::InitTimeout)
                 }
                 () = sleep_until(expires_at) => return CloseReason::TokenExpired,
                 () = sleep_until(pong_deadline) => {
-                    match inbound.next().now_or_never() {
-                        Some(frame) => self.on_read(frame),
-                        None => return CloseReason::KeepaliveTimeout,
-                    }
+                    self.read_ready_or(inbound, CloseReason::KeepaliveTimeout)
                 }
                 () = sleep_until(next_ping) => self.send_ping(),
                 frame = inbound.next() => self.on_read(frame),
@@ -138,10 +132,21 @@ impl Session {
         }
     }
 
-    /// One read from the socket. The init and pong deadlines look here for a frame that
-    /// already arrived before they close the connection: a task that runs late on a
-    /// busy server must not blame the client for its own delay. (The token's expiry
-    /// does not wait for anything.)
+    /// At a deadline: handles a frame that is already readable, or closes with
+    /// `reason`. A task that runs late on a busy server must not blame the client for
+    /// its own delay. (The token's expiry does not wait for anything.)
+    fn read_ready_or<St, E>(&mut self, inbound: &mut St, reason: CloseReason) -> Option<CloseReason>
+    where
+        St: Stream<Item = Result<Message, E>> + Unpin,
+        E: std::error::Error + 'static,
+    {
+        match inbound.next().now_or_never() {
+            Some(frame) => self.on_read(frame),
+            None => Some(reason),
+        }
+    }
+
+    /// One read from the socket.
     fn on_read<E>(&mut self, frame: Option<Result<Message, E>>) -> Option<CloseReason>
     where
         E: std::error::Error + 'static,

@@ -66,6 +66,8 @@ pub struct PartitionOwner {
     tx: mpsc::Sender<Job>,
     state: Arc<Mutex<OwnerState>>,
     dispatcher: Arc<Dispatcher>,
+    /// Runs what is left of dispatches that had to wait, so shutdown waits for them.
+    tracker: TaskTracker,
 }
 
 impl std::fmt::Debug for PartitionOwner {
@@ -99,6 +101,7 @@ impl PartitionOwner {
             tx,
             state,
             dispatcher,
+            tracker: tracker.clone(),
         }
     }
 
@@ -130,14 +133,11 @@ impl PartitionOwner {
     /// gives the event back when it is not (something queued for the owner task, or a
     /// dispatch in progress), or when the owner task has stopped.
     fn submit_idle(&self, event: Accepted) -> std::result::Result<PublishReply, Box<Accepted>> {
-        if self.tx.is_closed() || self.tx.capacity() != self.tx.max_capacity() {
-            return Err(Box::new(event));
-        }
         let Ok(mut state) = self.state.clone().try_lock_owned() else {
             return Err(Box::new(event));
         };
-        // Checked again under the lock: a job queued meanwhile goes first.
-        if self.tx.capacity() != self.tx.max_capacity() {
+        // Checked under the lock: a job queued for the owner task goes first.
+        if self.tx.is_closed() || self.tx.capacity() != self.tx.max_capacity() {
             return Err(Box::new(event));
         }
         let (reply, stamped) = match state.stamp(event) {
@@ -148,7 +148,7 @@ impl PartitionOwner {
         // Polled once here; if it must wait, the rest runs on its own task, which keeps
         // the partition's state until it is done.
         if dispatch.as_mut().now_or_never().is_none() {
-            tokio::spawn(dispatch);
+            self.tracker.spawn(dispatch);
         }
         Ok(reply)
     }
