@@ -51,13 +51,9 @@ pub struct Stamped {
     pub epoch: u64,
 }
 
-enum Job {
-    Publish {
-        event: Accepted,
-        reply: oneshot::Sender<PublishReply>,
-    },
-    /// This router (again) owns the partition: offsets restart under a new epoch.
-    NewEpoch(u64),
+struct Job {
+    event: Accepted,
+    reply: oneshot::Sender<PublishReply>,
 }
 
 /// Handle to the owner task of one partition.
@@ -108,10 +104,14 @@ impl PartitionOwner {
     /// Starts a new epoch: offsets of every channel start over, and clients that
     /// resume from the old epoch are told that resume is impossible.
     pub async fn new_epoch(&self, epoch: u64) -> Result<()> {
-        self.tx
-            .send(Job::NewEpoch(epoch))
-            .await
-            .map_err(|_| Error::Unavailable("partition owner stopped".into()))
+        // Under the state's lock, not through the queue: a publish that skips the queue
+        // (see `submit_idle`) must never be stamped with the old epoch after this returns.
+        let mut state = self.state.lock().await;
+        state.epoch = epoch;
+        state.offsets.clear();
+        state.recent.clear();
+        state.recent_order.clear();
+        Ok(())
     }
 
     /// Hands `event` to the owner and waits for its offset.
@@ -122,7 +122,7 @@ impl PartitionOwner {
         };
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job::Publish { event, reply })
+            .send(Job { event, reply })
             .await
             .map_err(|_| Error::Unavailable("partition owner stopped".into()))?;
         rx.await
@@ -242,17 +242,11 @@ async fn run(
             job = rx.recv() => match job { Some(job) => job, None => break },
             () = shutdown.cancelled() => break,
         };
+        let Job {
+            event,
+            reply: reply_tx,
+        } = job;
         let mut state = state.lock().await;
-        let (event, reply_tx) = match job {
-            Job::Publish { event, reply } => (event, reply),
-            Job::NewEpoch(epoch) => {
-                state.epoch = epoch;
-                state.offsets.clear();
-                state.recent.clear();
-                state.recent_order.clear();
-                continue;
-            }
-        };
         match state.stamp(event) {
             Stamp::Remembered(reply) => {
                 let _ = reply_tx.send(reply);
