@@ -1,24 +1,20 @@
 //! One WebSocket connection: the protocol reader and the outbound writer, joined so
 //! that either ending stops the other.
 //!
-//! Both are polled whenever either is woken (`tokio::join!`). Polling only the woken
-//! branch was tried; but tokio-tungstenite keeps one waker slot per direction for the
-//! whole socket, shared by both halves, so a branch polled on its own can miss its
-//! wake-up, and one benchmark run with that version stalled for ten minutes.
-//!
-//! [`run`] is generic over the frame [`Stream`] and [`Sink`], so the whole connection
-//! (protocol, queueing, close handshake) runs in tests over channels.
+//! [`run`] is generic over the inbound message [`Stream`] and the [`FrameSink`], so the
+//! whole connection (protocol, queueing, close handshake) runs in tests over channels.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::Message;
 use fanout_core::telemetry;
-use futures_util::{Sink, Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 
 use crate::close::CloseReason;
 use crate::edge::Edge;
-use crate::outbound::Outbound;
+use crate::frame_sink::FrameSink;
+use crate::outbound::{Outbound, OutboundRx};
 use crate::protocol::Session;
 
 /// How long to wait for the client's side of the close handshake.
@@ -27,19 +23,22 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Serves one connection until it closes. `subprotocol_accepted` is false when the
 /// client did not offer `graphql-transport-ws`: the socket is then closed with 4406.
 /// `upgrade_token` is the bearer token of the upgrade request's `Authorization` header.
+/// `queue` is the connection's outbound queue (see [`Outbound::new`]).
 pub async fn run<St, Si, E>(
     edge: Arc<Edge>,
-    mut inbound: St,
+    queue: (Outbound, OutboundRx),
+    inbound: St,
     sink: Si,
     subprotocol_accepted: bool,
     upgrade_token: Option<String>,
 ) where
     St: Stream<Item = Result<Message, E>> + Unpin,
     E: std::error::Error + 'static,
-    Si: Sink<Message> + Unpin,
-    Si::Error: std::fmt::Debug,
+    Si: FrameSink,
 {
-    let (outbound, rx) = Outbound::new(edge.config.outbound_queue);
+    let (outbound, rx) = queue;
+    // Read once more after it ended (below), which a plain stream may not allow.
+    let mut inbound = inbound.fuse();
     let _counted = edge.connection_opened(&outbound);
     // Upgraded while the drain was starting: the drain may not have seen it.
     if edge.is_draining() {
@@ -69,6 +68,11 @@ pub async fn run<St, Si, E>(
             .increment(1);
         }
         tracing::debug!(code = reason.code(), reason = %reason.reason(), "closing connection");
+        if reason == CloseReason::PeerClosed {
+            // The reader answers a client's close frame on its next read; that answer
+            // is queued now, before the writer is told to close.
+            let _ = inbound.next().now_or_never();
+        }
         outbound.close(reason);
         // Read on until the client answers the close frame (or goes away), so the
         // handshake completes; bounded in case it never does.

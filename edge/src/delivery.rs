@@ -1,13 +1,15 @@
 //! Deliveries: bus messages → `next` frames on local sockets.
 //!
-//! A [`Delivery`] carries, per shape, the `next` payload rendered once upstream. For
-//! each local subscriber the edge only splices the payload behind the subscription's
-//! precomputed prefix (DESIGN §7): one buffer per subscriber, no serialization.
+//! A [`Delivery`] carries, per shape, the `next` payload rendered once upstream. Each
+//! local subscriber's queue gets the payload (shared, not copied) and the
+//! subscription's precomputed prefix (DESIGN §7); the connection's writer splices them
+//! into its write buffer: no serialization, no buffer per frame.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use fanout_core::bus::{Bus, BusMessage};
 use fanout_core::shape::ShapeId;
 use fanout_core::{subject, telemetry, trace};
@@ -19,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 use crate::close::CloseReason;
 use crate::edge::Edge;
 use crate::error::{Error, Result};
-use crate::message;
 use crate::outbound::{Outgoing, PendingWakes};
 use crate::reorder::{Reorder, ReorderStats};
 
@@ -119,15 +120,16 @@ impl Edge {
                 tracing::warn!(%shape, "delivery payload is not UTF-8; skipped");
                 continue;
             };
+            // One copy per event and shape; each subscriber's frame shares it.
+            let payload = Bytes::copy_from_slice(payload.as_bytes());
             let before = stats.frames;
             self.index.for_each_subscriber(shape, |subscriber| {
                 if !subscriber.is_active() {
                     return;
                 }
-                let frame = message::next_frame(&subscriber.prefix, payload);
                 let next = Outgoing::Next {
-                    frame,
-                    active: subscriber.active.clone(),
+                    target: subscriber.target.clone(),
+                    payload: payload.clone(),
                 };
                 if subscriber.outbound.send_batched(next, wakes) {
                     stats.frames += 1;

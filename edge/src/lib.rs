@@ -7,8 +7,11 @@
 //!
 //! A tour of the modules, in the order a frame travels:
 //! - [`server`]: the axum router with the WebSocket endpoint and [`Edge::serve`]
-//!   (subprotocol negotiation, message size limits, upgrades refused with 503 while
-//!   draining, shutdown with 1001 for connections still open).
+//!   (message size limits, upgrades refused with 503 while draining, shutdown with
+//!   1001 for connections still open); [`handshake`]: the opening handshake and
+//!   subprotocol negotiation.
+//! - [`socket`]: an upgraded socket split into tungstenite's reader and the writer's
+//!   half.
 //! - [`drain`]: [`Edge::drain`], closing every connection with 1012 spread over the
 //!   drain window before the edge stops.
 //! - [`connection`]: one socket = a protocol reader and an outbound writer, joined.
@@ -18,7 +21,9 @@
 //! - [`authorize`]: the `@auth` check at subscribe time.
 //! - [`close`]: every close code and reason, in one place.
 //! - [`outbound`]: the bounded per-connection queue, the out-of-band close signal and
-//!   the writer that batches frames per flush.
+//!   the writer that batches frames per flush; [`frame_sink`]: the writer's buffer,
+//!   one socket write per batch; [`ws_frame`]: WebSocket framing of what it sends;
+//!   [`next_target`]: a subscription as its queued frames see it.
 //! - [`frame_queue`]: the queue under it, which allocates nothing while empty.
 //! - [`interest_client`]: [`interest_client::ClusterInterest`], the interest sink of
 //!   cluster mode: gRPC `Interest` streams to the routers that own each channel.
@@ -42,17 +47,22 @@ pub mod drain;
 pub mod edge;
 pub mod error;
 pub mod frame_queue;
+pub mod frame_sink;
+pub mod handshake;
 pub mod interest_client;
 pub mod limits;
 pub mod listener;
 pub mod message;
+pub mod next_target;
 pub mod origin;
 pub mod outbound;
 pub mod protocol;
 pub mod reorder;
 pub mod server;
 pub mod shape_index;
+pub mod socket;
 pub mod tls;
+pub mod ws_frame;
 
 pub use close::CloseReason;
 pub use config::EdgeConfig;

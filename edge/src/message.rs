@@ -163,15 +163,6 @@ pub fn next_prefix(id: &str) -> Box<str> {
     format!(r#"{{"id":{},"type":"next","payload":"#, json_string(id)).into_boxed_str()
 }
 
-/// A full `next` frame from a subscription's prefix and a shape's rendered payload.
-pub fn next_frame(prefix: &str, payload: &str) -> String {
-    let mut frame = String::with_capacity(prefix.len() + payload.len() + 1);
-    frame.push_str(prefix);
-    frame.push_str(payload);
-    frame.push('}');
-    frame
-}
-
 fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
 }
@@ -263,7 +254,8 @@ mod tests {
 
     #[test]
     fn server_messages_are_valid_json() {
-        let frame = next_frame(&next_prefix("a\"b"), r#"{"data":{"x":1}}"#);
+        // What the writer sends: the prefix, the payload, the closing brace.
+        let frame = format!("{}{}}}", next_prefix("a\"b"), r#"{"data":{"x":1}}"#);
         let v: Value = serde_json::from_str(&frame).expect("json");
         assert_eq!(v["id"], "a\"b");
         assert_eq!(v["type"], "next");

@@ -7,17 +7,18 @@
 //! cannot be written within [`CLOSE_WRITE_TIMEOUT`] the writer gives up and the socket
 //! is dropped.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use bytes::Bytes;
 use fanout_core::telemetry;
-use futures_util::{Sink, SinkExt};
 use tokio::sync::Notify;
 
 use crate::close::CloseReason;
 use crate::frame_queue::{FrameQueue, PushError};
+use crate::frame_sink::FrameSink;
+use crate::next_target::NextTarget;
 
 /// How long the writer may take to get the close frame (and, unless the client is a
 /// slow consumer, the frames queued before it) out.
@@ -31,13 +32,18 @@ const MAX_BATCH: usize = 64;
 pub enum Outgoing {
     /// A protocol frame (`connection_ack`, `pong`, `ping`, `error`, ...).
     Frame(Message),
-    /// A `next` frame; skipped if its subscription was completed after it was queued.
+    /// A `next` frame: the subscription's prefix, then the payload. Skipped if the
+    /// subscription was completed after it was queued.
     Next {
-        /// The whole frame text.
-        frame: String,
-        /// Cleared when the subscription ends.
-        active: Arc<AtomicBool>,
+        /// The subscription.
+        target: Arc<NextTarget>,
+        /// The event's payload for the subscription's shape, shared by every
+        /// subscriber of the shape.
+        payload: Bytes,
     },
+    /// Bytes the socket's reader wrote (tungstenite's answers to pings and to the
+    /// client's close frame), already framed.
+    Raw(Vec<u8>),
 }
 
 impl Outgoing {
@@ -227,11 +233,7 @@ impl Drop for PendingWakes {
 impl OutboundRx {
     /// Writes queued frames to `sink` until a close is requested, then writes the close
     /// frame (bounded by [`CLOSE_WRITE_TIMEOUT`]) and returns.
-    pub async fn write_to<Si>(self, mut sink: Si)
-    where
-        Si: Sink<Message> + Unpin,
-        Si::Error: std::fmt::Debug,
-    {
+    pub async fn write_to<Si: FrameSink>(self, mut sink: Si) {
         let queue = &self.shared.queue;
         let signal = &self.shared.signal;
         loop {
@@ -240,23 +242,20 @@ impl OutboundRx {
                 () = signal.closed() => break,
                 item = queue.next() => item,
             };
-            let write = async {
-                feed(&mut sink, first).await?;
-                for _ in 1..MAX_BATCH {
-                    match queue.pop() {
-                        Some(item) => feed(&mut sink, item).await?,
-                        None => break,
-                    }
+            sink.push(first);
+            for _ in 1..MAX_BATCH {
+                match queue.pop() {
+                    Some(item) => sink.push(item),
+                    None => break,
                 }
-                sink.flush().await
-            };
+            }
             let written = tokio::select! {
                 biased;
                 () = signal.closed() => break,
-                written = write => written,
+                written = sink.flush() => written,
             };
             if let Err(e) = written {
-                tracing::debug!(error = ?e, "socket write failed");
+                tracing::debug!(error = %e, "socket write failed");
                 signal.close(CloseReason::PeerClosed);
                 return;
             }
@@ -266,41 +265,29 @@ impl OutboundRx {
             .get()
             .cloned()
             .unwrap_or(CloseReason::GoingAway);
-        if !reason.sends_frame() {
-            return;
-        }
-        let close = async {
-            if reason.flushes_queue() {
-                while let Some(item) = queue.pop() {
-                    feed(&mut sink, item).await?;
+        if reason.flushes_queue() {
+            while let Some(item) = queue.pop() {
+                sink.push(item);
+            }
+        } else {
+            // Only what the reader wrote: after a client's close frame, the answer to it.
+            while let Some(item) = queue.pop() {
+                if matches!(item, Outgoing::Raw(_)) {
+                    sink.push(item);
                 }
             }
-            let frame = CloseFrame {
+        }
+        if reason.sends_frame() {
+            sink.push(Outgoing::Frame(Message::Close(Some(CloseFrame {
                 code: reason.code(),
                 reason: Utf8Bytes::from(reason.reason().into_owned()),
-            };
-            sink.send(Message::Close(Some(frame))).await
-        };
-        match tokio::time::timeout(CLOSE_WRITE_TIMEOUT, close).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!(error = ?e, "close frame not written"),
-            Err(_) => tracing::debug!("close frame not written in time; dropping the socket"),
+            }))));
         }
-    }
-}
-
-async fn feed<Si>(sink: &mut Si, item: Outgoing) -> Result<(), Si::Error>
-where
-    Si: Sink<Message> + Unpin,
-{
-    match item {
-        Outgoing::Frame(message) => sink.feed(message).await,
-        Outgoing::Next { frame, active } => {
-            if active.load(Ordering::Acquire) {
-                sink.feed(Message::Text(Utf8Bytes::from(frame))).await
-            } else {
-                Ok(())
-            }
+        // Also finishes a batch whose write the close interrupted.
+        match tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "close frame not written"),
+            Err(_) => tracing::debug!("close frame not written in time; dropping the socket"),
         }
     }
 }
@@ -308,14 +295,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame_sink::MessageSink;
     use tokio::sync::mpsc;
     use tokio_util::sync::PollSender;
 
-    fn next(frame: &str, active: &Arc<AtomicBool>) -> Outgoing {
+    fn next(n: u32, target: &Arc<NextTarget>) -> Outgoing {
         Outgoing::Next {
-            frame: frame.to_owned(),
-            active: active.clone(),
+            target: target.clone(),
+            payload: Bytes::from(n.to_string()),
         }
+    }
+
+    fn next_text(id: &str, n: u32) -> Message {
+        Message::Text(format!(r#"{{"id":"{id}","type":"next","payload":{n}}}"#).into())
+    }
+
+    fn sink(tx: mpsc::Sender<Message>) -> MessageSink<PollSender<Message>> {
+        MessageSink::new(PollSender::new(tx))
     }
 
     #[tokio::test]
@@ -334,14 +330,14 @@ mod tests {
     async fn writer_skips_completed_subscriptions_and_sends_close() {
         let (out, rx) = Outbound::new(8);
         let (tx, mut frames) = mpsc::channel::<Message>(16);
-        let live = Arc::new(AtomicBool::new(true));
-        let done = Arc::new(AtomicBool::new(true));
-        assert!(out.send(next("1", &live)));
-        assert!(out.send(next("2", &done)));
-        done.store(false, Ordering::Release);
-        assert!(out.send(next("3", &live)));
+        let live = Arc::new(NextTarget::new("a"));
+        let done = Arc::new(NextTarget::new("b"));
+        assert!(out.send(next(1, &live)));
+        assert!(out.send(next(2, &done)));
+        done.deactivate();
+        assert!(out.send(next(3, &live)));
         out.close(CloseReason::InitTimeout);
-        tokio::time::timeout(Duration::from_secs(5), rx.write_to(PollSender::new(tx)))
+        tokio::time::timeout(Duration::from_secs(5), rx.write_to(sink(tx)))
             .await
             .expect("writer finishes");
         let mut got = Vec::new();
@@ -349,8 +345,8 @@ mod tests {
             got.push(m);
         }
         assert_eq!(got.len(), 3, "{got:?}");
-        assert_eq!(got[0], Message::Text("1".into()));
-        assert_eq!(got[1], Message::Text("3".into()));
+        assert_eq!(got[0], next_text("a", 1));
+        assert_eq!(got[1], next_text("a", 3));
         let Message::Close(Some(frame)) = &got[2] else {
             panic!("expected close, got {:?}", got[2]);
         };
@@ -363,7 +359,7 @@ mod tests {
         let (tx, mut frames) = mpsc::channel::<Message>(16);
         assert!(out.send(Outgoing::text_static("queued")));
         assert!(!out.send(Outgoing::text_static("overflow")));
-        tokio::time::timeout(Duration::from_secs(5), rx.write_to(PollSender::new(tx)))
+        tokio::time::timeout(Duration::from_secs(5), rx.write_to(sink(tx)))
             .await
             .expect("writer finishes");
         let Ok(Message::Close(Some(frame))) = frames.try_recv() else {
@@ -374,24 +370,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn after_a_client_close_only_the_readers_answer_is_written() {
+        let (out, rx) = Outbound::new(8);
+        let (server, client) = tokio::io::duplex(1 << 16);
+        let live = Arc::new(NextTarget::new("a"));
+        assert!(out.send(next(1, &live)));
+        // tungstenite's answer to the client's close frame: close, code 1000.
+        assert!(out.send(Outgoing::Raw(vec![0x88, 2, 0x03, 0xE8])));
+        out.close(CloseReason::PeerClosed);
+        let writer = crate::frame_sink::SocketWriter::new(server);
+        tokio::time::timeout(Duration::from_secs(5), rx.write_to(writer))
+            .await
+            .expect("writer finishes");
+        let mut written = Vec::new();
+        let mut client = client;
+        tokio::io::AsyncReadExt::read_to_end(&mut client, &mut written)
+            .await
+            .expect("read");
+        assert_eq!(written, [0x88, 2, 0x03, 0xE8]);
+    }
+
+    #[tokio::test]
     async fn batched_frames_go_out_in_one_flush_after_the_wake() {
         let (out, rx) = Outbound::new(8);
         let (tx, mut frames) = mpsc::channel::<Message>(16);
-        let writer = tokio::spawn(rx.write_to(PollSender::new(tx)));
+        let writer = tokio::spawn(rx.write_to(sink(tx)));
         // The writer found the queue empty and waits.
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let live = Arc::new(AtomicBool::new(true));
+        let live = Arc::new(NextTarget::new("a"));
         let mut wakes = PendingWakes::default();
-        assert!(out.send_batched(next("1", &live), &mut wakes));
-        assert!(out.send_batched(next("2", &live), &mut wakes));
+        assert!(out.send_batched(next(1, &live), &mut wakes));
+        assert!(out.send_batched(next(2, &live), &mut wakes));
         assert_eq!(wakes.len(), 1, "one wake per connection");
         tokio::time::sleep(Duration::from_millis(30)).await;
         assert!(frames.try_recv().is_err(), "written before the wake");
         wakes.wake_all();
         assert!(wakes.is_empty());
-        for want in ["1", "2"] {
+        for n in [1, 2] {
             let got = tokio::time::timeout(Duration::from_secs(5), frames.recv()).await;
-            assert_eq!(got.ok().flatten(), Some(Message::Text(want.into())));
+            assert_eq!(got.ok().flatten(), Some(next_text("a", n)));
         }
         out.close(CloseReason::GoingAway);
         let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
@@ -401,7 +418,7 @@ mod tests {
     async fn dropped_wake_list_still_wakes() {
         let (out, rx) = Outbound::new(8);
         let (tx, mut frames) = mpsc::channel::<Message>(16);
-        let writer = tokio::spawn(rx.write_to(PollSender::new(tx)));
+        let writer = tokio::spawn(rx.write_to(sink(tx)));
         {
             let mut wakes = PendingWakes::default();
             assert!(out.send_batched(Outgoing::text_static("x"), &mut wakes));
@@ -419,7 +436,7 @@ mod tests {
         let sink = futures_util::sink::unfold((), |(), _m: Message| async {
             std::future::pending::<Result<(), std::convert::Infallible>>().await
         });
-        let sink = Box::pin(sink);
+        let sink = MessageSink::new(Box::pin(sink));
         assert!(out.send(Outgoing::text_static("x")));
         let writer = tokio::spawn(rx.write_to(sink));
         tokio::task::yield_now().await;

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use axum::extract::ws::Message;
@@ -23,6 +22,7 @@ use crate::close::CloseReason;
 use crate::edge::Edge;
 use crate::limits::{self, Slot, SubscribeRate};
 use crate::message::{self, ClientMessage, InvalidMessage};
+use crate::next_target::NextTarget;
 use crate::outbound::{Outbound, Outgoing};
 use crate::shape_index::{Subscriber, SubscriptionKey};
 
@@ -35,7 +35,7 @@ struct LocalSubscription {
     key: SubscriptionKey,
     /// The shape it is indexed under; rebuilt when a token refresh changes the context.
     shape: Arc<Shape>,
-    active: Arc<AtomicBool>,
+    target: Arc<NextTarget>,
 }
 
 /// Connection state after `connection_init` was accepted.
@@ -368,11 +368,10 @@ impl Session {
     /// Adds a subscriber for operation `id` of `shape` to the edge's index.
     fn index_subscription(&self, id: &str, shape: Arc<Shape>) -> LocalSubscription {
         let key = self.edge.next_subscription_key();
-        let active = Arc::new(AtomicBool::new(true));
+        let target = Arc::new(NextTarget::new(id));
         let subscriber = Subscriber {
             outbound: self.outbound.clone(),
-            prefix: message::next_prefix(id),
-            active: active.clone(),
+            target: target.clone(),
         };
         let edge = &self.edge;
         edge.index.insert(
@@ -383,7 +382,7 @@ impl Session {
             &edge.config.edge_id,
         );
         edge.subscription_added();
-        LocalSubscription { key, shape, active }
+        LocalSubscription { key, shape, target }
     }
 
     /// Stops delivery for `id` at once; unknown ids are ignored.
@@ -394,7 +393,7 @@ impl Session {
     }
 
     fn release(&self, sub: LocalSubscription) {
-        sub.active.store(false, Ordering::Release);
+        sub.target.deactivate();
         let edge = &self.edge;
         if edge.index.remove(
             sub.shape.id,

@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::PollSender;
 
+use crate::frame_sink::MessageSink;
+use crate::outbound::Outbound;
 use crate::{Edge, EdgeConfig, connection};
 
 const SDL: &str = r#"
@@ -70,10 +72,12 @@ impl Harness {
     fn attach(edge: Arc<Edge>, interest: Arc<CountingInterest>) -> Self {
         let (to_server, server_rx) = mpsc::channel(64);
         let (server_tx, from_server) = mpsc::channel(1024);
+        let queue = Outbound::new(edge.config.outbound_queue);
         let task = tokio::spawn(connection::run(
             edge.clone(),
+            queue,
             inbound(server_rx),
-            PollSender::new(server_tx),
+            MessageSink::new(PollSender::new(server_tx)),
             true,
             None,
         ));

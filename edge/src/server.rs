@@ -5,21 +5,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::extract::State;
 use axum::extract::connect_info::{ConnectInfo, Connected};
-use axum::extract::ws::WebSocketUpgrade;
-use axum::http::{Extensions, HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::serve::{IncomingStream, Listener};
 use fanout_core::security::bearer;
-use futures_util::StreamExt;
+use hyper::upgrade::OnUpgrade;
 use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::edge::Edge;
+use crate::handshake::{Handshake, HandshakeError};
 use crate::listener::{PeerAddr, TlsListener};
-use crate::{connection, limits};
+use crate::{limits, socket};
 
 /// The only subprotocol served.
 pub const SUBPROTOCOL: &str = "graphql-transport-ws";
@@ -103,12 +105,19 @@ impl Edge {
 /// the message size limit.
 const READ_BUFFER_BYTES: usize = 512;
 
-async fn upgrade(
-    State(edge): State<Arc<Edge>>,
-    extensions: Extensions,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
+async fn upgrade(State(edge): State<Arc<Edge>>, mut request: Request) -> Response {
+    let handshake = match Handshake::check(
+        request.method(),
+        request.version(),
+        request.headers(),
+        SUBPROTOCOL,
+    ) {
+        Ok(handshake) => handshake,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
+        return HandshakeError::NotUpgradable.into_response();
+    };
     if edge.is_draining() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -117,32 +126,36 @@ async fn upgrade(
         )
             .into_response();
     }
+    let headers = request.headers();
     // Origin (403) and connections per IP (429) are refused before upgrading.
-    let peer = extensions
+    let peer = request
+        .extensions()
         .get::<ConnectInfo<PeerAddr>>()
         .map(|info| info.0.0.ip());
-    let ip_slot = match limits::admit(&edge, &headers, peer) {
+    let ip_slot = match limits::admit(&edge, headers, peer) {
         Ok(slot) => slot,
         Err(refusal) => return refusal.into_response(),
     };
     let max = edge.config.max_message_bytes;
-    let ws = ws
+    let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .protocols([SUBPROTOCOL]);
-    let accepted = ws.selected_protocol().is_some();
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    let accepted = handshake.protocol_accepted();
     // Used at `connection_init` when its payload carries no token.
     let upgrade_token = headers
-        .get(axum::http::header::AUTHORIZATION)
+        .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer);
     let tracker = edge.tracker.clone();
-    ws.on_upgrade(move |socket| {
-        tracker.track_future(async move {
-            let _ip_slot = ip_slot;
-            let (sink, stream) = socket.split();
-            connection::run(edge, stream, sink, accepted, upgrade_token).await;
-        })
-    })
+    tokio::spawn(tracker.track_future(async move {
+        let _ip_slot = ip_slot;
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                socket::serve(edge, upgraded, config, accepted, upgrade_token).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+        }
+    }));
+    handshake.accept()
 }

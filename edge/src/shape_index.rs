@@ -6,13 +6,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use fanout_core::interest::InterestSink;
 use fanout_core::shape::{Shape, ShapeId};
 
+use crate::next_target::NextTarget;
 use crate::outbound::Outbound;
 
 /// Edge-wide unique key of one subscription.
@@ -23,16 +23,15 @@ pub type SubscriptionKey = u64;
 pub struct Subscriber {
     /// The subscriber's connection.
     pub outbound: Outbound,
-    /// `{"id":"<id>","type":"next","payload":`, built once at subscribe time.
-    pub prefix: Box<str>,
-    /// Cleared when the subscription ends, so frames already queued are dropped.
-    pub active: Arc<AtomicBool>,
+    /// The frames' prefix; deactivated when the subscription ends, so that frames
+    /// already queued are dropped.
+    pub target: Arc<NextTarget>,
 }
 
 impl Subscriber {
     /// Whether the subscription still wants frames.
     pub fn is_active(&self) -> bool {
-        self.active.load(Ordering::Acquire)
+        self.target.is_active()
     }
 }
 
@@ -86,7 +85,7 @@ impl ShapeIndex {
         };
         let removed = entry.get_mut().subscribers.remove(&key);
         if let Some(subscriber) = &removed {
-            subscriber.active.store(false, Ordering::Release);
+            subscriber.target.deactivate();
         }
         if entry.get().subscribers.is_empty() {
             interest.remove(edge_id, entry.get().shape.channel(), shape);

@@ -428,6 +428,42 @@ impl GqlClient {
         }
     }
 
+    /// Sends a WebSocket ping frame (not the protocol's `ping` message) and waits for
+    /// the pong frame, which must carry the same data (RFC 6455 §5.5.3).
+    pub async fn ws_ping(&mut self, data: &[u8]) -> Result<()> {
+        let ping = Message::Ping(Bytes::copy_from_slice(data));
+        within(STEP, "sending a ping frame", self.ws.send(ping)).await??;
+        loop {
+            match within(STEP, "a pong frame", self.ws.next()).await? {
+                Some(Ok(Message::Pong(got))) => {
+                    if got.as_ref() != data {
+                        bail!("pong carried {got:?}, the ping {data:?}");
+                    }
+                    return Ok(());
+                }
+                Some(Ok(Message::Ping(_))) => continue,
+                other => bail!("expected a pong frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Starts the close handshake with `code` and returns the code of the server's
+    /// answering close frame (`None` for a close frame without one).
+    pub async fn close_with(mut self, code: u16) -> Result<Option<u16>> {
+        let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: code.into(),
+            reason: "bye".into(),
+        };
+        within(STEP, "sending a close frame", self.ws.close(Some(frame))).await??;
+        loop {
+            match within(STEP, "the answering close frame", self.ws.next()).await? {
+                Some(Ok(Message::Close(frame))) => return Ok(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                other => bail!("expected the server's close frame, got {other:?}"),
+            }
+        }
+    }
+
     /// Sends a normal close frame and waits briefly for the server's answer.
     pub async fn close(mut self) -> Result<()> {
         within(STEP, "closing the WebSocket", self.ws.close(None))

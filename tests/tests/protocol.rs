@@ -19,6 +19,26 @@ async fn init_ack_and_client_ping_pong() -> Result<()> {
 }
 
 #[tokio::test]
+async fn websocket_ping_frames_are_answered_and_client_close_is_echoed() -> Result<()> {
+    // RFC 6455 §5.5: a ping frame gets a pong with the same data, before and after
+    // connection_init; a close frame gets a close frame back with the same code.
+    let fanout = Fanout::suite(&[]).await?;
+    let mut c = GqlClient::connect(&fanout.ws_url).await?;
+    c.ws_ping(b"before init").await?;
+    c.init(None).await?;
+    c.subscribe("1", TICK, None).await?;
+    c.ws_ping(b"").await?;
+    c.ws_ping(&[7; 125]).await?;
+    let code = c.close_with(1000).await?;
+    ensure!(code == Some(1000), "close answered with {code:?}");
+    let mut c = GqlClient::connect(&fanout.ws_url).await?;
+    c.init(None).await?;
+    let code = c.close_with(4321).await?;
+    ensure!(code == Some(4321), "close answered with {code:?}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn ping_before_init_is_answered() -> Result<()> {
     // PROTOCOL.md: ping/pong may be sent at any time, even before connection_init.
     let fanout = Fanout::suite(&[]).await?;

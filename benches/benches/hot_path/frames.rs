@@ -1,17 +1,19 @@
-//! Per subscriber: the shape index lookup and the `next` frame (prefix + shared payload),
-//! as `Edge::deliver` does them (without the queue send).
+//! Per subscriber: the shape index lookup, the queue item `Edge::deliver` makes (the
+//! subscription and the shared payload) and the WebSocket frame the writer encodes
+//! from it into its write buffer (without the queue send and the socket write).
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
+use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use fanout_core::interest::InterestSink;
 use fanout_core::security::SecurityContext;
 use fanout_core::shape::{Shape, ShapeId};
-use fanout_edge::message;
-use fanout_edge::outbound::{Outbound, OutboundRx};
+use fanout_edge::next_target::NextTarget;
+use fanout_edge::outbound::{Outbound, OutboundRx, Outgoing};
 use fanout_edge::shape_index::{ShapeIndex, Subscriber};
+use fanout_edge::ws_frame;
 
 /// Interest goes nowhere: only the local index is measured.
 struct NoInterest;
@@ -40,8 +42,7 @@ fn index(shapes: usize, per_shape: usize) -> (ShapeIndex, Vec<ShapeId>, Vec<Outb
             receivers.push(rx);
             let subscriber = Subscriber {
                 outbound,
-                prefix: message::next_prefix(&key.to_string()),
-                active: Arc::new(AtomicBool::new(true)),
+                target: Arc::new(NextTarget::new(&key.to_string())),
             };
             index.insert(shape.clone(), key, subscriber, &NoInterest, "bench");
             key += 1;
@@ -51,7 +52,8 @@ fn index(shapes: usize, per_shape: usize) -> (ShapeIndex, Vec<ShapeId>, Vec<Outb
 }
 
 pub fn bench(c: &mut Criterion) {
-    let payload = r#"{"data":{"chatMessage":{"text":"12:1733300000000000"}}}"#;
+    let payload = Bytes::from_static(br#"{"data":{"chatMessage":{"text":"12:1733300000000000"}}}"#);
+    let mut buf = Vec::new();
     let mut group = c.benchmark_group("frames_per_subscriber");
     for subscribers in [1usize, 100, 10_000] {
         let (index, ids, _receivers) = index(1, subscribers);
@@ -61,11 +63,23 @@ pub fn bench(c: &mut Criterion) {
             &ids[0],
             |b, &id| {
                 b.iter(|| {
+                    buf.clear();
                     index.for_each_subscriber(id, |s| {
-                        if s.is_active() {
-                            black_box(message::next_frame(&s.prefix, payload));
+                        if !s.is_active() {
+                            return;
                         }
-                    })
+                        let item = Outgoing::Next {
+                            target: s.target.clone(),
+                            payload: payload.clone(),
+                        };
+                        if let Outgoing::Next { target, payload } = black_box(item)
+                            && target.is_active()
+                        {
+                            let parts = [target.prefix().as_bytes(), &payload, b"}"];
+                            ws_frame::text(&mut buf, &parts);
+                        }
+                    });
+                    black_box(&buf);
                 })
             },
         );
