@@ -20,8 +20,11 @@ use crate::index::ChannelIndex;
 use crate::owner::{Accepted, PartitionOwner};
 use crate::{Result, RouterConfig, validate};
 
-/// How long a router waits for the partition owner to take a forwarded publish.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a router waits for the partition owner to take a forwarded publish. A live
+/// owner answers in milliseconds; this bounds a publish caught by an owner's death, so
+/// that the publisher can retry (to the new owner) well within the cluster's 5 s
+/// failover, instead of waiting that long for the dead one.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A router: in standalone mode it owns every partition; in cluster mode
 /// [`crate::cluster`] tells it which partitions it owns and it forwards the rest.
