@@ -397,3 +397,68 @@ async fn bad_flags_and_config_exit_64() -> Result<()> {
     }
     Ok(())
 }
+
+/// Sends `request` (a whole HTTP/1.1 request) to the WebSocket endpoint's address and
+/// returns the response's head.
+async fn http_head(ws_url: &str, request: String) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, _) = fanout_tests::ws::split_ws_url(ws_url)?;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.write_all(request.as_bytes()).await?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await??;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[tokio::test]
+async fn requests_that_are_not_websocket_upgrades_are_refused_with_the_reason() -> Result<()> {
+    let fanout = Fanout::suite(&[]).await?;
+    let (addr, path) = fanout_tests::ws::split_ws_url(&fanout.ws_url)?;
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+    let cases = [
+        // A plain GET, as a browser opening the URL sends it.
+        (
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+            "400",
+            "Connection",
+        ),
+        (
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{upgrade}{key}Sec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n"
+            ),
+            "405",
+            "GET",
+        ),
+        (
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{upgrade}Sec-WebSocket-Version: 13\r\n\r\n"
+            ),
+            "400",
+            "Sec-WebSocket-Key",
+        ),
+        (
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{upgrade}{key}Sec-WebSocket-Version: 8\r\n\r\n"
+            ),
+            "400",
+            "sec-websocket-version: 13",
+        ),
+    ];
+    for (request, status, mentions) in cases {
+        let head = http_head(&fanout.ws_url, request.clone()).await?;
+        let lower = head.to_ascii_lowercase();
+        ensure!(
+            head.starts_with(&format!("HTTP/1.1 {status}")),
+            "{request:?} got {head:?}"
+        );
+        ensure!(
+            lower.contains(&mentions.to_ascii_lowercase()),
+            "{request:?}: the answer should mention {mentions:?}: {head:?}"
+        );
+    }
+    // The server still upgrades a proper request afterwards.
+    let mut c = GqlClient::connect(&fanout.ws_url).await?;
+    c.init(None).await?;
+    Ok(())
+}
