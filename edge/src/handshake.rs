@@ -195,22 +195,15 @@ mod tests {
         let without = |name: &str| -> Vec<(&'static str, &'static str)> {
             valid().into_iter().filter(|(n, _)| *n != name).collect()
         };
-        assert_eq!(
-            check(&without("connection")).err(),
-            Some(HandshakeError::ConnectionHeader)
-        );
-        assert_eq!(
-            check(&without("upgrade")).err(),
-            Some(HandshakeError::UpgradeHeader)
-        );
-        assert_eq!(
-            check(&without("sec-websocket-version")).err(),
-            Some(HandshakeError::VersionHeader)
-        );
-        assert_eq!(
-            check(&without("sec-websocket-key")).err(),
-            Some(HandshakeError::KeyMissing)
-        );
+        let missing = [
+            ("connection", HandshakeError::ConnectionHeader),
+            ("upgrade", HandshakeError::UpgradeHeader),
+            ("sec-websocket-version", HandshakeError::VersionHeader),
+            ("sec-websocket-key", HandshakeError::KeyMissing),
+        ];
+        for (name, error) in missing {
+            assert_eq!(check(&without(name)).err(), Some(error), "without {name}");
+        }
         let mut old = without("sec-websocket-version");
         old.push(("sec-websocket-version", "8"));
         assert_eq!(check(&old).err(), Some(HandshakeError::VersionHeader));
