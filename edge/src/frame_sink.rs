@@ -20,6 +20,9 @@ pub trait FrameSink {
     /// completed since it was queued is dropped here.
     fn push(&mut self, item: Outgoing);
 
+    /// Bytes buffered and not written yet (0 where the sink does not count them).
+    fn buffered(&self) -> usize;
+
     /// Writes everything buffered. If the future is dropped before it completes, what
     /// was not written stays buffered for the next flush.
     fn flush(&mut self) -> impl Future<Output = io::Result<()>> + Send;
@@ -75,6 +78,10 @@ impl<W: AsyncWrite + Unpin + Send> FrameSink for SocketWriter<W> {
                 self.buf.extend_from_slice(&bytes);
             }
         }
+    }
+
+    fn buffered(&self) -> usize {
+        self.buf.len() - self.written
     }
 
     async fn flush(&mut self) -> io::Result<()> {
@@ -139,6 +146,10 @@ mod message_sink {
                 }
                 Outgoing::Raw(_) => {}
             }
+        }
+
+        fn buffered(&self) -> usize {
+            0
         }
 
         async fn flush(&mut self) -> io::Result<()> {
