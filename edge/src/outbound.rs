@@ -278,7 +278,8 @@ impl OutboundRx {
                 sink.push(item);
             }
         } else {
-            // Only what the reader wrote: after a client's close frame, the answer to it.
+            // A slow consumer, or a client that closed: only what the reader wrote
+            // (after a client's close frame, the answer to it); data frames are dropped.
             while let Some(item) = queue.pop() {
                 if matches!(item, Outgoing::Raw(_)) {
                     sink.push(item);
