@@ -59,45 +59,37 @@ scenario_idle() {
   cluster_started=0
 }
 
+# broadcast LABEL CONNECTIONS SUBSCRIPTIONS EVENTS RATE [ARGS...]: one row on channel 1
+# of the running standalone server.
+broadcast() {
+  local label="$1" connections="$2" subscriptions="$3" events="$4" rate="$5"
+  shift 5
+  bench "$label" --url "$ws" --grpc "$grpc" --connections "$connections" \
+    --subscriptions "$subscriptions" --channels 1 --events "$events" --rate "$rate" "$@" \
+    --server-pid "$server_pid"
+}
+
 scenario_broadcast() {
   start_standalone
-  bench "broadcast 10k x 1 channel, 10 ev/s" --url "$ws" --grpc "$grpc" \
-    --connections 10000 --channels 1 --events 100 --rate 10 --server-pid "$server_pid"
-  bench "broadcast 10k x 1 channel, max rate" --url "$ws" --grpc "$grpc" \
-    --connections 10000 --channels 1 --events 100 --rate 0 --server-pid "$server_pid"
+  broadcast "broadcast 10k x 1 channel, 10 ev/s" 10000 1 100 10
+  broadcast "broadcast 10k x 1 channel, max rate" 10000 1 100 0
   # The same 10,000 subscribers as 1,000 connections with 10 subscriptions each: one
   # socket write carries a connection's 10 frames of an event.
-  bench "broadcast 1k conns x 10 subs, 50 ev/s" --url "$ws" --grpc "$grpc" \
-    --connections 1000 --subscriptions 10 --channels 1 --events 500 --rate 50 \
-    --server-pid "$server_pid"
-  bench "broadcast 1k conns x 10 subs, max rate" --url "$ws" --grpc "$grpc" \
-    --connections 1000 --subscriptions 10 --channels 1 --events 100 --rate 0 \
-    --server-pid "$server_pid"
+  broadcast "broadcast 1k conns x 10 subs, 50 ev/s" 1000 10 500 50
+  broadcast "broadcast 1k conns x 10 subs, max rate" 1000 10 100 0
   # Sustained rather than a burst: the publisher keeps at most --window events'
   # deliveries outstanding, for 8,000,000 deliveries.
-  bench "broadcast 1k conns x 10 subs, sustained" --url "$ws" --grpc "$grpc" \
-    --connections 1000 --subscriptions 10 --channels 1 --events 800 --rate 0 --window 20 \
-    --server-pid "$server_pid"
-  bench "broadcast 1k conns x 1 sub, sustained" --url "$ws" --grpc "$grpc" \
-    --connections 1000 --channels 1 --events 8000 --rate 0 --window 500 \
-    --server-pid "$server_pid"
-  bench "broadcast 10k x 1 channel, sustained" --url "$ws" --grpc "$grpc" \
-    --connections 10000 --channels 1 --events 500 --rate 0 --window 20 \
-    --server-pid "$server_pid"
+  broadcast "broadcast 1k conns x 10 subs, sustained" 1000 10 800 0 --window 20
+  broadcast "broadcast 1k conns x 1 sub, sustained" 1000 1 8000 0 --window 500
+  broadcast "broadcast 10k x 1 channel, sustained" 10000 1 500 0 --window 20
   # 1,000 subscribers per event (100 connections x 10 subscriptions) at 500 events/s:
   # 500,000 deliveries/s in events small enough to fan out within the p99 target.
-  bench "broadcast 100 conns x 10 subs, 500 ev/s" --url "$ws" --grpc "$grpc" \
-    --connections 100 --subscriptions 10 --channels 1 --events 5000 --rate 500 \
-    --server-pid "$server_pid"
-  bench "broadcast 100 conns x 10 subs, sustained" --url "$ws" --grpc "$grpc" \
-    --connections 100 --subscriptions 10 --channels 1 --events 10000 --rate 0 --window 20 \
-    --server-pid "$server_pid"
+  broadcast "broadcast 100 conns x 10 subs, 500 ev/s" 100 10 5000 500
+  broadcast "broadcast 100 conns x 10 subs, sustained" 100 10 10000 0 --window 20
   # 10,000 subscribers per event again, at 500,000 deliveries/s, over 100 connections
   # of 100 subscriptions each (a gateway multiplexing its users): one write per socket
   # per event instead of one per ten subscribers.
-  bench "broadcast 100 conns x 100 subs, 50 ev/s" --url "$ws" --grpc "$grpc" \
-    --connections 100 --subscriptions 100 --channels 1 --events 500 --rate 50 \
-    --server-pid "$server_pid"
+  broadcast "broadcast 100 conns x 100 subs, 50 ev/s" 100 100 500 50
   stop_server
 }
 

@@ -52,31 +52,21 @@ impl<W> SocketWriter<W> {
             written: 0,
         }
     }
-
-    fn reserve(&mut self) {
-        if self.buf.capacity() == 0 {
-            self.buf.reserve(INITIAL_BUFFER);
-        }
-    }
 }
 
 impl<W: AsyncWrite + Unpin + Send> FrameSink for SocketWriter<W> {
     fn push(&mut self, item: Outgoing) {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(INITIAL_BUFFER);
+        }
         match item {
-            Outgoing::Frame(message) => {
-                self.reserve();
-                ws_frame::message(&mut self.buf, &message);
-            }
+            Outgoing::Frame(message) => ws_frame::message(&mut self.buf, &message),
             Outgoing::Next { target, payload } => {
                 if target.is_active() {
-                    self.reserve();
-                    ws_frame::text(&mut self.buf, &[target.prefix().as_bytes(), &payload, b"}"]);
+                    ws_frame::text(&mut self.buf, &target.frame_parts(&payload));
                 }
             }
-            Outgoing::Raw(bytes) => {
-                self.reserve();
-                self.buf.extend_from_slice(&bytes);
-            }
+            Outgoing::Raw(bytes) => self.buf.extend_from_slice(&bytes),
         }
     }
 
@@ -139,8 +129,8 @@ mod message_sink {
                 Outgoing::Frame(message) => self.pending.push_back(message),
                 Outgoing::Next { target, payload } => {
                     if target.is_active() {
-                        let text =
-                            format!("{}{}}}", target.prefix(), String::from_utf8_lossy(&payload));
+                        let text = target.frame_parts(&payload).concat();
+                        let text = String::from_utf8_lossy(&text).into_owned();
                         self.pending.push_back(Message::Text(Utf8Bytes::from(text)));
                     }
                 }

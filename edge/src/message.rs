@@ -163,6 +163,12 @@ pub fn next_prefix(id: &str) -> Box<str> {
     format!(r#"{{"id":{},"type":"next","payload":"#, json_string(id)).into_boxed_str()
 }
 
+/// The text of a `next` frame, in parts: the subscription's prefix (see
+/// [`next_prefix`]), the shape's rendered payload, and the closing brace.
+pub fn next_parts<'a>(prefix: &'a str, payload: &'a [u8]) -> [&'a [u8]; 3] {
+    [prefix.as_bytes(), payload, b"}"]
+}
+
 fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
 }
@@ -254,8 +260,9 @@ mod tests {
 
     #[test]
     fn server_messages_are_valid_json() {
-        // What the writer sends: the prefix, the payload, the closing brace.
-        let frame = format!("{}{}}}", next_prefix("a\"b"), r#"{"data":{"x":1}}"#);
+        let prefix = next_prefix("a\"b");
+        let frame = next_parts(&prefix, br#"{"data":{"x":1}}"#).concat();
+        let frame = String::from_utf8(frame).expect("utf-8");
         let v: Value = serde_json::from_str(&frame).expect("json");
         assert_eq!(v["id"], "a\"b");
         assert_eq!(v["type"], "next");

@@ -23,9 +23,9 @@ impl NextTarget {
         }
     }
 
-    /// The frame text before the payload.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
+    /// The text of this subscription's `next` frame for `payload`, in parts.
+    pub fn frame_parts<'a>(&'a self, payload: &'a [u8]) -> [&'a [u8]; 3] {
+        message::next_parts(&self.prefix, payload)
     }
 
     /// Whether frames should still be sent (one atomic load per frame).

@@ -75,8 +75,7 @@ pub fn bench(c: &mut Criterion) {
                         if let Outgoing::Next { target, payload } = black_box(item)
                             && target.is_active()
                         {
-                            let parts = [target.prefix().as_bytes(), &payload, b"}"];
-                            ws_frame::text(&mut buf, &parts);
+                            ws_frame::text(&mut buf, &target.frame_parts(&payload));
                         }
                     });
                     black_box(&buf);
