@@ -259,10 +259,16 @@ impl Connection {
             .collect();
         let expect = plan.expect;
         let mut complete = 0usize;
+        // One stop future for the whole session, polled only when no frame is waiting:
+        // a fresh one per frame cost the generator a tenth of its CPU.
+        let mut stop_rx = signals.stop.clone();
+        let stop = stop_rx.wait_for(|s| *s);
+        tokio::pin!(stop);
         loop {
             let msg = tokio::select! {
+                biased;
                 msg = ws.next() => Some(msg),
-                _ = signals.stop.wait_for(|s| *s) => None,
+                _ = &mut stop => None,
             };
             let Some(msg) = msg else {
                 let _ = ws.close(None).await;

@@ -67,13 +67,18 @@ pub fn find_stamp(raw: &str) -> Option<(u64, u64)> {
     None
 }
 
+/// The decimal number at the start of `bytes` (1 to 19 digits) and its length.
 fn digits(bytes: &[u8]) -> Option<(u64, usize)> {
-    let n = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
-    if n == 0 || n > 19 {
-        return None;
+    let mut value = 0u64;
+    let mut n = 0;
+    for &b in bytes.iter().take_while(|b| b.is_ascii_digit()) {
+        if n == 19 {
+            return None;
+        }
+        value = value * 10 + u64::from(b - b'0');
+        n += 1;
     }
-    let s = std::str::from_utf8(&bytes[..n]).ok()?;
-    Some((s.parse().ok()?, n))
+    (n > 0).then_some((value, n))
 }
 
 fn parse_stamp(bytes: &[u8]) -> Option<((u64, u64), usize)> {
@@ -98,6 +103,9 @@ mod tests {
         assert_eq!(find_stamp(raw), Some((12, 1_733_300_000_000_000)));
         assert_eq!(find_stamp(r#"{"data":{"x":"bench3"}}"#), None);
         assert_eq!(find_stamp(r#"{"a":"1:2x","b":"3:4"}"#), Some((3, 4)));
+        let max = format!(r#"{{"a":"{}:1"}}"#, u64::MAX / 10);
+        assert_eq!(find_stamp(&max), Some((u64::MAX / 10, 1)));
+        assert_eq!(find_stamp(r#"{"a":"12345678901234567890:1"}"#), None);
     }
 
     #[test]

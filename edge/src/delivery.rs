@@ -1,9 +1,10 @@
 //! Deliveries: bus messages → `next` frames on local sockets.
 //!
 //! A [`Delivery`] carries, per shape, the `next` payload rendered once upstream. Each
-//! local subscriber's queue gets the payload (shared, not copied) and the
-//! subscription's precomputed prefix (DESIGN §7); the connection's writer splices them
-//! into its write buffer: no serialization, no buffer per frame.
+//! connection with subscribers of the shape gets one queue item: the payload (shared,
+//! not copied) and its subscriptions' precomputed prefixes (DESIGN §7); the
+//! connection's writer splices them into its write buffer: no serialization, no buffer
+//! per frame.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -123,21 +124,21 @@ impl Edge {
             // One copy per event and shape; each subscriber's frame shares it.
             let payload = Bytes::copy_from_slice(payload.as_bytes());
             let before = stats.frames;
-            self.index.for_each_subscriber(shape, |subscriber| {
-                if !subscriber.is_active() {
-                    return;
-                }
+            self.index.for_each_connection(shape, |subscribers| {
+                let targets = subscribers.targets();
+                let frames = targets.len() as u64;
                 let next = Outgoing::Next {
-                    target: subscriber.target.clone(),
+                    targets: targets.clone(),
                     payload: payload.clone(),
                 };
-                if subscriber.outbound.send_batched(next, wakes) {
-                    stats.frames += 1;
-                    stats.deepest = stats.deepest.max(subscriber.outbound.queued());
-                } else if subscriber.outbound.reason() == Some(CloseReason::SlowConsumer) {
-                    stats.slow_consumer += 1;
+                let outbound = &subscribers.outbound;
+                if outbound.send_batched(next, wakes) {
+                    stats.frames += frames;
+                    stats.deepest = stats.deepest.max(outbound.queued());
+                } else if outbound.reason() == Some(CloseReason::SlowConsumer) {
+                    stats.slow_consumer += frames;
                 } else {
-                    stats.closed += 1;
+                    stats.closed += frames;
                 }
             });
             let queued = stats.frames - before;

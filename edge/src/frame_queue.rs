@@ -11,6 +11,16 @@ use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
+/// How many frames a queued item stands for: the queue's capacity and length count
+/// frames, and one item may carry several (an event for several subscriptions of one
+/// connection).
+pub trait Weight {
+    /// Frames in this item (at least one).
+    fn weight(&self) -> usize {
+        1
+    }
+}
+
 /// A queue that drained at this many slots or more frees them, so a connection that
 /// once received a burst does not keep the burst's memory while idle.
 const SHRINK_ABOVE: usize = 64;
@@ -18,7 +28,7 @@ const SHRINK_ABOVE: usize = 64;
 /// Why [`FrameQueue::push`] refused an item.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PushError {
-    /// The queue holds `capacity` items.
+    /// The item would take the queue past `capacity` frames.
     Full,
     /// The consumer is gone.
     Closed,
@@ -28,7 +38,7 @@ pub enum PushError {
 #[derive(Debug)]
 pub struct FrameQueue<T> {
     items: Mutex<Slots<T>>,
-    /// Items queued, readable without the lock.
+    /// Frames queued, readable without the lock.
     len: AtomicUsize,
     capacity: usize,
     /// Wakes the consumer; a notification sent while it is not waiting is kept.
@@ -38,15 +48,18 @@ pub struct FrameQueue<T> {
 #[derive(Debug)]
 struct Slots<T> {
     queue: VecDeque<T>,
+    /// Frames in `queue`: the sum of the items' weights.
+    frames: usize,
     closed: bool,
 }
 
-impl<T> FrameQueue<T> {
-    /// An empty queue of at most `capacity` items (at least one); allocates nothing.
+impl<T: Weight> FrameQueue<T> {
+    /// An empty queue of at most `capacity` frames (at least one); allocates nothing.
     pub fn new(capacity: usize) -> Self {
         Self {
             items: Mutex::new(Slots {
                 queue: VecDeque::new(),
+                frames: 0,
                 closed: false,
             }),
             len: AtomicUsize::new(0),
@@ -72,12 +85,17 @@ impl<T> FrameQueue<T> {
         if slots.closed {
             return Err(PushError::Closed);
         }
-        if slots.queue.len() >= self.capacity {
+        let was_empty = slots.queue.is_empty();
+        let frames = slots.frames + item.weight();
+        // An item heavier than the whole capacity still goes into an empty queue: a
+        // connection with more subscriptions of a shape than the queue holds frames is
+        // not a slow consumer for that.
+        if frames > self.capacity && !was_empty {
             return Err(PushError::Full);
         }
-        let was_empty = slots.queue.is_empty();
         slots.queue.push_back(item);
-        self.len.store(slots.queue.len(), Ordering::Relaxed);
+        slots.frames = frames;
+        self.len.store(frames, Ordering::Relaxed);
         Ok(was_empty)
     }
 
@@ -89,12 +107,13 @@ impl<T> FrameQueue<T> {
     /// Takes the oldest item, if any.
     pub fn pop(&self) -> Option<T> {
         let mut slots = self.items.lock().unwrap_or_else(PoisonError::into_inner);
-        let item = slots.queue.pop_front();
+        let item = slots.queue.pop_front()?;
+        slots.frames = slots.frames.saturating_sub(item.weight());
         if slots.queue.is_empty() && slots.queue.capacity() >= SHRINK_ABOVE {
             slots.queue = VecDeque::new();
         }
-        self.len.store(slots.queue.len(), Ordering::Relaxed);
-        item
+        self.len.store(slots.frames, Ordering::Relaxed);
+        Some(item)
     }
 
     /// Waits for an item and takes it. Only the one consumer may call this.
@@ -107,7 +126,7 @@ impl<T> FrameQueue<T> {
         }
     }
 
-    /// Items queued now.
+    /// Frames queued now.
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
@@ -122,6 +141,7 @@ impl<T> FrameQueue<T> {
         let mut slots = self.items.lock().unwrap_or_else(PoisonError::into_inner);
         slots.closed = true;
         slots.queue = VecDeque::new();
+        slots.frames = 0;
         self.len.store(0, Ordering::Relaxed);
     }
 }
@@ -131,6 +151,38 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::time::Duration;
+
+    impl Weight for i32 {}
+    impl Weight for &str {}
+
+    /// An item standing for `.0` frames.
+    #[derive(Debug, PartialEq)]
+    struct Frames(usize);
+
+    impl Weight for Frames {
+        fn weight(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[test]
+    fn capacity_counts_frames_not_items() {
+        let q = FrameQueue::new(10);
+        assert_eq!(q.push(Frames(4)), Ok(()));
+        assert_eq!(q.push(Frames(6)), Ok(()));
+        assert_eq!(q.len(), 10);
+        assert_eq!(q.push(Frames(1)), Err(PushError::Full));
+        assert_eq!(q.pop(), Some(Frames(4)));
+        assert_eq!(q.len(), 6);
+        assert_eq!(q.push(Frames(5)), Err(PushError::Full));
+        assert_eq!(q.push(Frames(4)), Ok(()));
+        while q.pop().is_some() {}
+        assert_eq!(q.len(), 0);
+        // Heavier than the capacity: accepted into an empty queue only.
+        assert_eq!(q.push(Frames(25)), Ok(()));
+        assert_eq!(q.len(), 25);
+        assert_eq!(q.push(Frames(1)), Err(PushError::Full));
+    }
 
     #[test]
     fn keeps_order_and_refuses_past_capacity() {

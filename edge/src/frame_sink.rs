@@ -61,9 +61,11 @@ impl<W: AsyncWrite + Unpin + Send> FrameSink for SocketWriter<W> {
         }
         match item {
             Outgoing::Frame(message) => ws_frame::message(&mut self.buf, &message),
-            Outgoing::Next { target, payload } => {
-                if target.is_active() {
-                    ws_frame::text(&mut self.buf, &target.frame_parts(&payload));
+            Outgoing::Next { targets, payload } => {
+                for target in targets.as_slice() {
+                    if target.is_active() {
+                        ws_frame::text(&mut self.buf, &target.frame_parts(&payload));
+                    }
                 }
             }
             Outgoing::Raw(bytes) => self.buf.extend_from_slice(&bytes),
@@ -127,11 +129,13 @@ mod message_sink {
         fn push(&mut self, item: Outgoing) {
             match item {
                 Outgoing::Frame(message) => self.pending.push_back(message),
-                Outgoing::Next { target, payload } => {
-                    if target.is_active() {
-                        let text = target.frame_parts(&payload).concat();
-                        let text = String::from_utf8_lossy(&text).into_owned();
-                        self.pending.push_back(Message::Text(Utf8Bytes::from(text)));
+                Outgoing::Next { targets, payload } => {
+                    for target in targets.as_slice() {
+                        if target.is_active() {
+                            let text = target.frame_parts(&payload).concat();
+                            let text = String::from_utf8_lossy(&text).into_owned();
+                            self.pending.push_back(Message::Text(Utf8Bytes::from(text)));
+                        }
                     }
                 }
                 Outgoing::Raw(_) => {}
@@ -157,7 +161,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::next_target::NextTarget;
+    use crate::next_target::{NextTarget, NextTargets};
     use axum::extract::ws::Message;
     use bytes::Bytes;
     use futures_util::StreamExt;
@@ -174,17 +178,19 @@ mod tests {
         let payload = Bytes::from_static(br#"{"data":{"n":1}}"#);
         writer.push(Outgoing::text_static(r#"{"type":"connection_ack"}"#));
         writer.push(Outgoing::Next {
-            target: live.clone(),
+            targets: NextTargets::One(live.clone()),
             payload: payload.clone(),
         });
         writer.push(Outgoing::Next {
-            target: done.clone(),
+            targets: NextTargets::One(done.clone()),
             payload: payload.clone(),
         });
         done.deactivate();
+        // One event for both subscriptions: only the active one gets a frame.
+        let both = NextTargets::of(&[done, live]).expect("two targets");
         writer.push(Outgoing::Next {
-            target: done,
-            payload,
+            targets: both,
+            payload: Bytes::from_static(br#"{"data":{"n":2}}"#),
         });
         writer.flush().await.expect("flush");
         assert_eq!(writer.buf.capacity(), 0, "buffer released after the write");
@@ -196,7 +202,7 @@ mod tests {
         while let Some(Ok(m)) = ws.next().await {
             got.push(m);
         }
-        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got.len(), 5, "{got:?}");
         assert_eq!(got[0], TsMessage::text(r#"{"type":"connection_ack"}"#));
         let want = r#"{"id":"1","type":"next","payload":{"data":{"n":1}}}"#;
         assert_eq!(got[1], TsMessage::text(want));
@@ -205,7 +211,11 @@ mod tests {
             got[2],
             TsMessage::text(r#"{"id":"2","type":"next","payload":{"data":{"n":1}}}"#)
         );
-        assert!(matches!(got[3], TsMessage::Close(None)));
+        assert_eq!(
+            got[3],
+            TsMessage::text(r#"{"id":"1","type":"next","payload":{"data":{"n":2}}}"#)
+        );
+        assert!(matches!(got[4], TsMessage::Close(None)));
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! the subscription is still active. Shared by the shape index (which queues frames)
 //! and the connection's writer (which drops frames of a subscription completed since).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::message;
@@ -36,5 +37,77 @@ impl NextTarget {
     /// Stops the frames of this subscription, queued ones included.
     pub fn deactivate(&self) {
         self.active.store(false, Ordering::Release);
+    }
+}
+
+/// The subscriptions of one connection to one shape: who gets a frame of an event.
+///
+/// A connection's subscriptions of a shape get one queue item per event, not one per
+/// subscription: a gateway that multiplexes many users' subscriptions over one socket
+/// costs one queue push, one payload reference and one wake per event.
+#[derive(Debug, Clone)]
+pub enum NextTargets {
+    /// The common case, without the list's allocation.
+    One(Arc<NextTarget>),
+    /// Two or more, in subscription order; a snapshot, replaced when one is added or
+    /// removed (frames already queued keep the list they were queued with).
+    Many(Arc<[Arc<NextTarget>]>),
+}
+
+impl NextTargets {
+    /// The targets of `subscriptions`; `None` when there are none.
+    pub fn of(subscriptions: &[Arc<NextTarget>]) -> Option<Self> {
+        match subscriptions {
+            [] => None,
+            [one] => Some(Self::One(one.clone())),
+            many => Some(Self::Many(many.into())),
+        }
+    }
+
+    /// The targets, in order.
+    pub fn as_slice(&self) -> &[Arc<NextTarget>] {
+        match self {
+            Self::One(one) => std::slice::from_ref(one),
+            Self::Many(many) => many,
+        }
+    }
+
+    /// How many frames one event makes.
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Never true: a list has at least one target.
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_keep_their_order_and_say_how_many_frames_they_make() {
+        assert!(NextTargets::of(&[]).is_none());
+        let a = Arc::new(NextTarget::new("a"));
+        let b = Arc::new(NextTarget::new("b"));
+        let one = NextTargets::of(std::slice::from_ref(&a)).expect("one");
+        assert!(matches!(one, NextTargets::One(_)));
+        assert_eq!(one.len(), 1);
+        let two = NextTargets::of(&[b.clone(), a.clone()]).expect("two");
+        assert_eq!(two.len(), 2);
+        let prefixes: Vec<Vec<u8>> = two
+            .as_slice()
+            .iter()
+            .map(|t| t.frame_parts(b"1")[0].to_vec())
+            .collect();
+        assert_eq!(
+            prefixes,
+            [
+                br#"{"id":"b","type":"next","payload":"#.to_vec(),
+                br#"{"id":"a","type":"next","payload":"#.to_vec()
+            ]
+        );
     }
 }

@@ -16,9 +16,9 @@ use fanout_core::telemetry;
 use tokio::sync::Notify;
 
 use crate::close::CloseReason;
-use crate::frame_queue::{FrameQueue, PushError};
+use crate::frame_queue::{FrameQueue, PushError, Weight};
 use crate::frame_sink::FrameSink;
-use crate::next_target::NextTarget;
+use crate::next_target::NextTargets;
 
 /// How long the writer may take to get the close frame (and, unless the client is a
 /// slow consumer, the frames queued before it) out.
@@ -37,13 +37,13 @@ const MAX_BATCH_BYTES: usize = 128 * 1024;
 pub enum Outgoing {
     /// A protocol frame (`connection_ack`, `pong`, `ping`, `error`, ...).
     Frame(Message),
-    /// A `next` frame: the subscription's prefix, then the payload. Skipped if the
-    /// subscription was completed after it was queued.
+    /// One event's `next` frames for a connection's subscriptions of one shape: each
+    /// subscription's prefix, then the payload. A subscription completed after this was
+    /// queued gets no frame.
     Next {
-        /// The subscription.
-        target: Arc<NextTarget>,
-        /// The event's payload for the subscription's shape, shared by every
-        /// subscriber of the shape.
+        /// The subscriptions.
+        targets: NextTargets,
+        /// The event's payload for the shape, shared by every subscriber of the shape.
         payload: Bytes,
     },
     /// Bytes the socket's reader wrote (tungstenite's answers to pings and to the
@@ -60,6 +60,15 @@ impl Outgoing {
     /// A text frame.
     pub fn text(text: String) -> Self {
         Self::Frame(Message::Text(Utf8Bytes::from(text)))
+    }
+}
+
+impl Weight for Outgoing {
+    fn weight(&self) -> usize {
+        match self {
+            Self::Next { targets, .. } => targets.len(),
+            Self::Frame(_) | Self::Raw(_) => 1,
+        }
     }
 }
 
@@ -177,7 +186,13 @@ impl Outbound {
         }
     }
 
-    /// Items waiting in the queue now.
+    /// Names the connection: the same for every handle of one queue, and different for
+    /// two queues alive at the same time (a handle keeps its queue alive).
+    pub fn connection_id(&self) -> usize {
+        Arc::as_ptr(&self.shared).addr()
+    }
+
+    /// Frames waiting in the queue now.
     pub fn queued(&self) -> usize {
         self.shared.queue.len()
     }
@@ -305,12 +320,13 @@ impl OutboundRx {
 mod tests {
     use super::*;
     use crate::frame_sink::MessageSink;
+    use crate::next_target::NextTarget;
     use tokio::sync::mpsc;
     use tokio_util::sync::PollSender;
 
     fn next(n: u32, target: &Arc<NextTarget>) -> Outgoing {
         Outgoing::Next {
-            target: target.clone(),
+            targets: NextTargets::One(target.clone()),
             payload: Bytes::from(n.to_string()),
         }
     }
@@ -332,6 +348,23 @@ mod tests {
         assert_eq!(out.reason(), Some(CloseReason::SlowConsumer));
         // Later reasons do not replace the first.
         assert!(!out.close(CloseReason::Internal));
+        assert_eq!(out.reason(), Some(CloseReason::SlowConsumer));
+    }
+
+    #[tokio::test]
+    async fn an_event_for_several_subscriptions_counts_as_that_many_frames() {
+        let (out, _rx) = Outbound::new(4);
+        let targets: Vec<Arc<NextTarget>> = ["a", "b", "c"]
+            .into_iter()
+            .map(|id| Arc::new(NextTarget::new(id)))
+            .collect();
+        let event = || Outgoing::Next {
+            targets: NextTargets::of(&targets).expect("targets"),
+            payload: Bytes::from_static(b"1"),
+        };
+        assert!(out.send(event()));
+        assert_eq!(out.queued(), 3);
+        assert!(!out.send(event()), "6 frames do not fit in 4");
         assert_eq!(out.reason(), Some(CloseReason::SlowConsumer));
     }
 

@@ -398,6 +398,7 @@ impl Session {
         if edge.index.remove(
             sub.shape.id,
             sub.key,
+            &self.outbound,
             edge.interest.as_ref(),
             &edge.config.edge_id,
         ) {

@@ -186,6 +186,64 @@ async fn init_subscribe_deliver_complete() {
     assert_eq!(h.interest.live.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
+/// Several subscriptions of one shape on one connection (a gateway's users) share one
+/// queue item per event; each still gets its own frame, and completing one stops only
+/// its frames.
+#[tokio::test(start_paused = true)]
+async fn subscriptions_of_one_shape_on_one_connection_each_get_their_frames() {
+    let mut h = Harness::start(config());
+    h.init().await;
+    let shape = subscribe(&mut h, "a").await;
+    assert_eq!(subscribe(&mut h, "b").await, shape);
+    assert_eq!(subscribe(&mut h, "c").await, shape);
+    let mut other = Harness::attach(h.edge.clone(), h.interest.clone());
+    other.init().await;
+    assert_eq!(subscribe(&mut other, "a").await, shape);
+    assert_eq!(h.interest.live.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    assert_eq!(h.edge.deliver(&delivery(shape, 1)), 4);
+    for id in ["a", "b", "c"] {
+        assert_eq!(
+            h.recv_json().await,
+            json!({"id": id, "type":"next","payload":{"data":{"n":1}}})
+        );
+    }
+    assert_eq!(
+        other.recv_json().await,
+        json!({"id":"a","type":"next","payload":{"data":{"n":1}}})
+    );
+
+    h.send(json!({"id":"b","type":"complete"})).await;
+    h.send(json!({"type":"ping"})).await;
+    assert_eq!(h.recv_json().await, json!({"type":"pong"}));
+    assert_eq!(h.edge.deliver(&delivery(shape, 2)), 3);
+    for id in ["a", "c"] {
+        assert_eq!(
+            h.recv_json().await,
+            json!({"id": id, "type":"next","payload":{"data":{"n":2}}})
+        );
+    }
+    h.send(json!({"type":"ping"})).await;
+    assert_eq!(h.recv_json().await, json!({"type":"pong"}), "nothing for b");
+    assert_eq!(
+        other.recv_json().await,
+        json!({"id":"a","type":"next","payload":{"data":{"n":2}}})
+    );
+
+    // The shape stays subscribed until its last subscriber on any connection is gone.
+    for id in ["a", "c"] {
+        h.send(json!({"id": id, "type":"complete"})).await;
+    }
+    h.send(json!({"type":"ping"})).await;
+    assert_eq!(h.recv_json().await, json!({"type":"pong"}));
+    assert_eq!(h.interest.live.load(std::sync::atomic::Ordering::SeqCst), 1);
+    other.send(json!({"id":"a","type":"complete"})).await;
+    other.send(json!({"type":"ping"})).await;
+    assert_eq!(other.recv_json().await, json!({"type":"pong"}));
+    assert_eq!(h.interest.live.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(h.edge.stats().subscriptions, 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn init_timeout_closes_with_4408() {
     let mut h = Harness::start(config());

@@ -1,10 +1,11 @@
-//! The local shape index: shape id → this edge's subscribers of that shape.
+//! The local shape index: shape id → this edge's subscribers of that shape, grouped by
+//! connection.
 //!
 //! A sharded map ([`DashMap`]); no guard is held across an `.await` (nothing here is
 //! async). Interest calls happen under the shape's shard guard so that the router
 //! sees `add` and `remove` of one shape in the order they happened on this edge.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, hash_map};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -12,13 +13,13 @@ use dashmap::mapref::entry::Entry;
 use fanout_core::interest::InterestSink;
 use fanout_core::shape::{Shape, ShapeId};
 
-use crate::next_target::NextTarget;
+use crate::next_target::{NextTarget, NextTargets};
 use crate::outbound::Outbound;
 
 /// Edge-wide unique key of one subscription.
 pub type SubscriptionKey = u64;
 
-/// One local subscriber of a shape.
+/// One local subscriber of a shape, as added to the index.
 #[derive(Debug)]
 pub struct Subscriber {
     /// The subscriber's connection.
@@ -28,17 +29,50 @@ pub struct Subscriber {
     pub target: Arc<NextTarget>,
 }
 
-impl Subscriber {
-    /// Whether the subscription still wants frames.
-    pub fn is_active(&self) -> bool {
-        self.target.is_active()
+/// One connection's subscribers of a shape.
+#[derive(Debug)]
+pub struct ConnectionSubscribers {
+    /// The connection.
+    pub outbound: Outbound,
+    /// The subscriptions, in the order they were added.
+    members: Vec<(SubscriptionKey, Arc<NextTarget>)>,
+    /// `members`' targets, as queued with each event.
+    targets: NextTargets,
+}
+
+impl ConnectionSubscribers {
+    fn new(outbound: Outbound, key: SubscriptionKey, target: Arc<NextTarget>) -> Self {
+        Self {
+            outbound,
+            targets: NextTargets::One(target.clone()),
+            members: vec![(key, target)],
+        }
+    }
+
+    /// The subscriptions that get a frame of each event.
+    pub fn targets(&self) -> &NextTargets {
+        &self.targets
+    }
+
+    /// Rebuilds the queued snapshot after a change; `false` once no member is left.
+    fn refresh(&mut self) -> bool {
+        let targets: Vec<Arc<NextTarget>> = self.members.iter().map(|(_, t)| t.clone()).collect();
+        match NextTargets::of(&targets) {
+            Some(targets) => {
+                self.targets = targets;
+                true
+            }
+            None => false,
+        }
     }
 }
 
 #[derive(Debug)]
 struct ShapeEntry {
     shape: Arc<Shape>,
-    subscribers: HashMap<SubscriptionKey, Subscriber>,
+    /// Subscribers grouped by connection ([`Outbound::connection_id`]): an event is one
+    /// queue item per connection.
+    connections: HashMap<usize, ConnectionSubscribers>,
 }
 
 /// Local shape → subscribers.
@@ -58,52 +92,79 @@ impl ShapeIndex {
         interest: &dyn InterestSink,
         edge_id: &str,
     ) {
+        let Subscriber { outbound, target } = subscriber;
+        let connection = outbound.connection_id();
         match self.shapes.entry(shape.id) {
-            Entry::Occupied(mut entry) => {
-                entry.get_mut().subscribers.insert(key, subscriber);
-            }
+            Entry::Occupied(mut entry) => match entry.get_mut().connections.entry(connection) {
+                hash_map::Entry::Occupied(mut group) => {
+                    let group = group.get_mut();
+                    group.members.push((key, target));
+                    group.refresh();
+                }
+                hash_map::Entry::Vacant(group) => {
+                    group.insert(ConnectionSubscribers::new(outbound, key, target));
+                }
+            },
             Entry::Vacant(entry) => {
                 interest.add(edge_id, shape.clone());
-                let mut subscribers = HashMap::new();
-                subscribers.insert(key, subscriber);
-                entry.insert(ShapeEntry { shape, subscribers });
+                let mut connections = HashMap::new();
+                connections.insert(
+                    connection,
+                    ConnectionSubscribers::new(outbound, key, target),
+                );
+                entry.insert(ShapeEntry { shape, connections });
             }
         }
     }
 
-    /// Removes a subscriber; withdraws the shape from `interest` when it was the last.
-    /// Returns whether the subscriber was present.
+    /// Removes the subscriber `key` of connection `outbound`; withdraws the shape from
+    /// `interest` when it was the last. Returns whether the subscriber was present.
     pub fn remove(
         &self,
         shape: ShapeId,
         key: SubscriptionKey,
+        outbound: &Outbound,
         interest: &dyn InterestSink,
         edge_id: &str,
     ) -> bool {
         let Entry::Occupied(mut entry) = self.shapes.entry(shape) else {
             return false;
         };
-        let removed = entry.get_mut().subscribers.remove(&key);
-        if let Some(subscriber) = &removed {
-            subscriber.target.deactivate();
+        let connection = outbound.connection_id();
+        let hash_map::Entry::Occupied(mut group) = entry.get_mut().connections.entry(connection)
+        else {
+            return false;
+        };
+        let members = &mut group.get_mut().members;
+        let Some(at) = members.iter().position(|(k, _)| *k == key) else {
+            return false;
+        };
+        let (_, target) = members.remove(at);
+        target.deactivate();
+        if !group.get_mut().refresh() {
+            group.remove();
         }
-        if entry.get().subscribers.is_empty() {
+        if entry.get().connections.is_empty() {
             interest.remove(edge_id, entry.get().shape.channel(), shape);
             entry.remove();
         }
-        removed.is_some()
+        true
     }
 
-    /// Calls `f` for every subscriber of `shape`; returns how many there were.
-    /// `f` must not block or touch this index.
-    pub fn for_each_subscriber(&self, shape: ShapeId, mut f: impl FnMut(&Subscriber)) -> usize {
+    /// Calls `f` for every connection with subscribers of `shape`; returns how many
+    /// there were. `f` must not block or touch this index.
+    pub fn for_each_connection(
+        &self,
+        shape: ShapeId,
+        mut f: impl FnMut(&ConnectionSubscribers),
+    ) -> usize {
         let Some(entry) = self.shapes.get(&shape) else {
             return 0;
         };
-        for subscriber in entry.subscribers.values() {
-            f(subscriber);
+        for group in entry.connections.values() {
+            f(group);
         }
-        entry.subscribers.len()
+        entry.connections.len()
     }
 
     /// The tenant of `shape`'s security context, when it has one (per-tenant metrics).

@@ -1,6 +1,7 @@
-//! Per subscriber: the shape index lookup, the queue item `Edge::deliver` makes (the
-//! subscription and the shared payload) and the WebSocket frame the writer encodes
-//! from it into its write buffer (without the queue send and the socket write).
+//! Per subscriber: the shape index lookup, the queue item `Edge::deliver` makes per
+//! connection (its subscriptions and the shared payload) and the WebSocket frames the
+//! writer encodes from it into its write buffer (without the queue send and the socket
+//! write).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -24,28 +25,35 @@ impl InterestSink for NoInterest {
     fn drop_edge(&self, _edge: &str) {}
 }
 
-/// An index with `shapes` shapes on one channel and `per_shape` subscribers each.
-/// The receivers are returned so the queues stay open.
-fn index(shapes: usize, per_shape: usize) -> (ShapeIndex, Vec<ShapeId>, Vec<OutboundRx>) {
+/// An index with `shapes` shapes on one channel and `per_shape` subscribers each, spread
+/// over connections of `per_connection` subscriptions. The receivers are returned so
+/// the queues stay open.
+fn index(
+    shapes: usize,
+    per_shape: usize,
+    per_connection: usize,
+) -> (ShapeIndex, Vec<ShapeId>, Vec<OutboundRx>) {
     let schema = crate::example_schema();
     let index = ShapeIndex::default();
     let mut ids = Vec::with_capacity(shapes);
-    let mut receivers = Vec::with_capacity(shapes * per_shape);
+    let mut receivers = Vec::new();
     let mut key = 0;
     for s in 0..shapes {
         let query = format!(r#"subscription {{ chatMessage(room: "lobby") {{ s{s}: text }} }}"#);
         let (prepared, request) = crate::prepared(&schema, &query);
         let shape = Arc::new(Shape::new(prepared, request, &SecurityContext::default()));
         ids.push(shape.id);
-        for _ in 0..per_shape {
+        for _ in 0..per_shape.div_ceil(per_connection) {
             let (outbound, rx) = Outbound::new(1);
             receivers.push(rx);
-            let subscriber = Subscriber {
-                outbound,
-                target: Arc::new(NextTarget::new(&key.to_string())),
-            };
-            index.insert(shape.clone(), key, subscriber, &NoInterest, "bench");
-            key += 1;
+            for _ in 0..per_connection {
+                let subscriber = Subscriber {
+                    outbound: outbound.clone(),
+                    target: Arc::new(NextTarget::new(&key.to_string())),
+                };
+                index.insert(shape.clone(), key, subscriber, &NoInterest, "bench");
+                key += 1;
+            }
         }
     }
     (index, ids, receivers)
@@ -55,27 +63,27 @@ pub fn bench(c: &mut Criterion) {
     let payload = Bytes::from_static(br#"{"data":{"chatMessage":{"text":"12:1733300000000000"}}}"#);
     let mut buf = Vec::new();
     let mut group = c.benchmark_group("frames_per_subscriber");
-    for subscribers in [1usize, 100, 10_000] {
-        let (index, ids, _receivers) = index(1, subscribers);
+    // Subscribers of one shape, and subscriptions per connection.
+    for (subscribers, per_connection) in [(1usize, 1usize), (100, 1), (10_000, 1), (10_000, 100)] {
+        let (index, ids, _receivers) = index(1, subscribers, per_connection);
         group.throughput(Throughput::Elements(subscribers as u64));
         group.bench_with_input(
-            BenchmarkId::from_parameter(subscribers),
+            BenchmarkId::new(format!("{per_connection}_per_connection"), subscribers),
             &ids[0],
             |b, &id| {
                 b.iter(|| {
                     buf.clear();
-                    index.for_each_subscriber(id, |s| {
-                        if !s.is_active() {
-                            return;
-                        }
+                    index.for_each_connection(id, |group| {
                         let item = Outgoing::Next {
-                            target: s.target.clone(),
+                            targets: group.targets().clone(),
                             payload: payload.clone(),
                         };
-                        if let Outgoing::Next { target, payload } = black_box(item)
-                            && target.is_active()
-                        {
-                            ws_frame::text(&mut buf, &target.frame_parts(&payload));
+                        if let Outgoing::Next { targets, payload } = black_box(item) {
+                            for target in targets.as_slice() {
+                                if target.is_active() {
+                                    ws_frame::text(&mut buf, &target.frame_parts(&payload));
+                                }
+                            }
                         }
                     });
                     black_box(&buf);
@@ -88,13 +96,13 @@ pub fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("shape_lookup");
     group.throughput(Throughput::Elements(1));
     for shapes in [1usize, 10_000] {
-        let (index, ids, _receivers) = index(shapes, 1);
+        let (index, ids, _receivers) = index(shapes, 1, 1);
         let mut next = 0;
         group.bench_function(BenchmarkId::new("shapes", shapes), |b| {
             b.iter(|| {
                 next = (next + 1) % ids.len();
-                index.for_each_subscriber(ids[next], |s| {
-                    black_box(s);
+                index.for_each_connection(ids[next], |group| {
+                    black_box(group);
                 })
             })
         });
