@@ -27,6 +27,7 @@ mod spread;
 mod subscriber;
 mod tally;
 mod workload;
+mod ws_client;
 
 use clap::Parser;
 

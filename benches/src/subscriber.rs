@@ -5,31 +5,23 @@
 //! reports ready. It then counts `next` messages per subscription (sequence numbers
 //! detect duplicates and reordering) until it has all it expects or the swarm stops.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
-use tokio::net::TcpSocket;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::args::{Args, Field};
 use crate::clock::now_us;
 use crate::tally::Tally;
 use crate::workload;
-
-/// Read buffer per client connection (tungstenite's default is 128 KiB).
-const READ_BUFFER: usize = 8 * 1024;
+use crate::ws_client::{Incoming, WsClient};
 
 /// What the connections of this process do.
 #[derive(Debug, Clone)]
@@ -243,13 +235,11 @@ impl Connection {
         let plan = &*self.plan;
         let url = &plan.urls[self.index % plan.urls.len()];
         let permit = signals.gate.clone().acquire_owned().await?;
-        let mut ws = connect(url, plan.source_ip)
+        let mut ws = WsClient::connect(url, plan.source_ip)
             .await
             .with_context(|| format!("connecting to {url}"))?;
-        ws.send(Message::text(
-            json!({"type": "connection_init"}).to_string(),
-        ))
-        .await?;
+        ws.send_text(&json!({"type": "connection_init"}).to_string())
+            .await?;
         let mut permit = Some(permit);
         let mut subs: Vec<Sub> = (0..plan.subscriptions)
             .map(|_| Sub {
@@ -259,36 +249,41 @@ impl Connection {
             .collect();
         let expect = plan.expect;
         let mut complete = 0usize;
-        // One stop future for the whole session, polled only when no frame is waiting:
-        // a fresh one per frame cost the generator a tenth of its CPU.
+        // One stop future for the whole session, polled only when no frame is waiting.
         let mut stop_rx = signals.stop.clone();
         let stop = stop_rx.wait_for(|s| *s);
         tokio::pin!(stop);
         loop {
-            let msg = tokio::select! {
-                biased;
-                msg = ws.next() => Some(msg),
-                _ = &mut stop => None,
+            let range = match ws.next_message().await? {
+                Some(Incoming::Text(range)) => range,
+                Some(Incoming::Close(code, reason)) => {
+                    anyhow::bail!("closed by the server: {code:?} {reason}")
+                }
+                None => {
+                    let more = tokio::select! {
+                        biased;
+                        more = ws.fill() => Some(more?),
+                        _ = &mut stop => None,
+                    };
+                    match more {
+                        Some(true) => continue,
+                        Some(false) => anyhow::bail!("closed by the server"),
+                        None => {
+                            let _ = ws.close().await;
+                            return Ok(());
+                        }
+                    }
+                }
             };
-            let Some(msg) = msg else {
-                let _ = ws.close(None).await;
-                return Ok(());
-            };
-            let Some(msg) = msg else {
-                anyhow::bail!("closed by the server");
-            };
-            let text = match msg? {
-                Message::Text(text) => text,
-                Message::Close(frame) => anyhow::bail!("closed by the server: {frame:?}"),
-                _ => continue,
-            };
-            let frame = match split_next(&text) {
+            let text = ws.text(range);
+            let text = std::str::from_utf8(text).context("text frame is not UTF-8")?;
+            let frame = match split_next(text) {
                 Some((id, payload)) => Frame {
                     kind: "next",
                     id: Some(id),
                     payload: Some(payload),
                 },
-                None => serde_json::from_str::<JsonFrame>(&text)
+                None => serde_json::from_str::<JsonFrame>(text)
                     .context("bad frame")?
                     .into(),
             };
@@ -321,7 +316,7 @@ impl Connection {
                     if Some(sub.got) == expect {
                         complete += 1;
                         if complete == subs.len() {
-                            let _ = ws.close(None).await;
+                            let _ = ws.close().await;
                             return Ok(());
                         }
                     }
@@ -336,12 +331,11 @@ impl Connection {
                             plan.shapes,
                         );
                         let msg = json!({"id": j.to_string(), "type": "subscribe", "payload": {"query": query}});
-                        ws.send(Message::text(msg.to_string())).await?;
+                        ws.send_text(&msg.to_string()).await?;
                     }
                     // The server handles a connection's frames in order, so the pong
                     // comes after every subscription is registered.
-                    ws.send(Message::text(json!({"type": "ping"}).to_string()))
-                        .await?;
+                    ws.send_text(&json!({"type": "ping"}).to_string()).await?;
                 }
                 "pong" => {
                     if let Some(ready) = signals.ready.take() {
@@ -353,8 +347,7 @@ impl Connection {
                     }
                 }
                 "ping" => {
-                    ws.send(Message::text(json!({"type": "pong"}).to_string()))
-                        .await?;
+                    ws.send_text(&json!({"type": "pong"}).to_string()).await?;
                 }
                 "error" => {
                     let raw = frame.payload.unwrap_or_default();
@@ -364,42 +357,6 @@ impl Connection {
             }
         }
     }
-}
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
-
-/// Opens a WebSocket with the graphql-transport-ws subprotocol, from `source` if given.
-async fn connect(url: &str, source: Option<IpAddr>) -> anyhow::Result<Ws> {
-    let mut request = url.into_client_request()?;
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
-    let uri = request.uri();
-    let host = uri.host().context("URL without a host")?;
-    let port = uri.port_u16().unwrap_or(80);
-    let addr = tokio::net::lookup_host((host, port))
-        .await?
-        .next()
-        .context("host did not resolve")?;
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    if let Some(ip) = source {
-        socket
-            .bind(SocketAddr::new(ip, 0))
-            .with_context(|| format!("binding to {ip}"))?;
-    }
-    let stream = socket.connect(addr).await?;
-    stream.set_nodelay(true)?;
-    // tungstenite zero-fills its whole read buffer (128 KiB by default) on every read;
-    // frames here are small, and 19,000 connections per process must fit in memory.
-    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-    let (ws, _) =
-        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
-    Ok(ws)
 }
 
 #[cfg(test)]
