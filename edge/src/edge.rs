@@ -16,7 +16,7 @@ use crate::close::CloseReason;
 use crate::config::EdgeConfig;
 use crate::limits::ConnectionGates;
 use crate::outbound::Outbound;
-use crate::shape_index::{ShapeIndex, SubscriptionKey};
+use crate::shape_index::ShapeIndex;
 
 /// One edge: its WebSocket connections, their subscriptions and the local shape index.
 pub struct Edge {
@@ -41,7 +41,6 @@ pub struct Edge {
     pub(crate) gates: ConnectionGates,
     connections: AtomicUsize,
     subscriptions: AtomicUsize,
-    next_key: AtomicU64,
     next_connection: AtomicU64,
 }
 
@@ -90,7 +89,6 @@ impl Edge {
             gates: ConnectionGates::default(),
             connections: AtomicUsize::new(0),
             subscriptions: AtomicUsize::new(0),
-            next_key: AtomicU64::new(1),
             next_connection: AtomicU64::new(1),
         })
     }
@@ -131,11 +129,6 @@ impl Edge {
         for entry in &self.open {
             entry.value().close(CloseReason::GoingAway);
         }
-    }
-
-    /// A fresh edge-wide subscription key.
-    pub(crate) fn next_subscription_key(&self) -> SubscriptionKey {
-        self.next_key.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn subscription_added(&self) {

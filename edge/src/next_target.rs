@@ -64,6 +64,22 @@ impl NextTargets {
         }
     }
 
+    /// These targets and `target` after them.
+    pub fn with(&self, target: Arc<NextTarget>) -> Self {
+        let mut all = self.as_slice().to_vec();
+        all.push(target);
+        Self::Many(all.into())
+    }
+
+    /// These targets without `target` (compared by identity): `None` when it is not
+    /// one of them, `Some(None)` when it was the only one.
+    pub fn without(&self, target: &Arc<NextTarget>) -> Option<Option<Self>> {
+        let all = self.as_slice();
+        let at = all.iter().position(|t| Arc::ptr_eq(t, target))?;
+        let rest: Vec<Arc<NextTarget>> = all[..at].iter().chain(&all[at + 1..]).cloned().collect();
+        Some(Self::of(&rest))
+    }
+
     /// The targets, in order.
     pub fn as_slice(&self) -> &[Arc<NextTarget>] {
         match self {
@@ -95,9 +111,10 @@ mod tests {
         let one = NextTargets::of(std::slice::from_ref(&a)).expect("one");
         assert!(matches!(one, NextTargets::One(_)));
         assert_eq!(one.len(), 1);
-        let two = NextTargets::of(&[b.clone(), a.clone()]).expect("two");
+        let two = one.with(b.clone());
         assert_eq!(two.len(), 2);
-        let prefixes: Vec<Vec<u8>> = two
+        let reversed = NextTargets::of(&[b.clone(), a.clone()]).expect("two");
+        let prefixes: Vec<Vec<u8>> = reversed
             .as_slice()
             .iter()
             .map(|t| t.frame_parts(b"1")[0].to_vec())
@@ -109,5 +126,11 @@ mod tests {
                 br#"{"id":"a","type":"next","payload":"#.to_vec()
             ]
         );
+        // Removal goes by identity: another target with the same id is not `a`.
+        let same_id = Arc::new(NextTarget::new("a"));
+        assert!(two.without(&same_id).is_none());
+        let only_b = two.without(&a).flatten().expect("b is left");
+        assert!(matches!(&only_b, NextTargets::One(t) if Arc::ptr_eq(t, &b)));
+        assert!(matches!(only_b.without(&b), Some(None)));
     }
 }

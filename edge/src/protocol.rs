@@ -24,7 +24,7 @@ use crate::limits::{self, Slot, SubscribeRate};
 use crate::message::{self, ClientMessage, InvalidMessage};
 use crate::next_target::NextTarget;
 use crate::outbound::{Outbound, Outgoing};
-use crate::shape_index::{Subscriber, SubscriptionKey};
+use crate::shape_index::Subscriber;
 
 /// `extensions.code` when a connection holds too many subscriptions.
 pub const LIMIT_EXCEEDED: &str = "LIMIT_EXCEEDED";
@@ -32,10 +32,10 @@ pub const LIMIT_EXCEEDED: &str = "LIMIT_EXCEEDED";
 /// One active subscription of this connection.
 #[derive(Debug)]
 struct LocalSubscription {
-    key: SubscriptionKey,
     /// The shape it is indexed under; rebuilt when a token refresh changes the context.
     shape: Arc<Shape>,
-    target: Arc<NextTarget>,
+    /// How the index knows it: this connection and the subscription's frame target.
+    subscriber: Subscriber,
 }
 
 /// Connection state after `connection_init` was accepted.
@@ -367,22 +367,22 @@ impl Session {
 
     /// Adds a subscriber for operation `id` of `shape` to the edge's index.
     fn index_subscription(&self, id: &str, shape: Arc<Shape>) -> LocalSubscription {
-        let key = self.edge.next_subscription_key();
-        let target = Arc::new(NextTarget::new(id));
         let subscriber = Subscriber {
             outbound: self.outbound.clone(),
-            target: target.clone(),
+            target: Arc::new(NextTarget::new(id)),
         };
         let edge = &self.edge;
         edge.index.insert(
             shape.clone(),
-            key,
-            subscriber,
+            Subscriber {
+                outbound: subscriber.outbound.clone(),
+                target: subscriber.target.clone(),
+            },
             edge.interest.as_ref(),
             &edge.config.edge_id,
         );
         edge.subscription_added();
-        LocalSubscription { key, shape, target }
+        LocalSubscription { shape, subscriber }
     }
 
     /// Stops delivery for `id` at once; unknown ids are ignored.
@@ -393,12 +393,10 @@ impl Session {
     }
 
     fn release(&self, sub: LocalSubscription) {
-        sub.target.deactivate();
         let edge = &self.edge;
         if edge.index.remove(
             sub.shape.id,
-            sub.key,
-            &self.outbound,
+            &sub.subscriber,
             edge.interest.as_ref(),
             &edge.config.edge_id,
         ) {

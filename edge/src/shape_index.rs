@@ -16,54 +16,30 @@ use fanout_core::shape::{Shape, ShapeId};
 use crate::next_target::{NextTarget, NextTargets};
 use crate::outbound::Outbound;
 
-/// Edge-wide unique key of one subscription.
-pub type SubscriptionKey = u64;
-
 /// One local subscriber of a shape, as added to the index.
 #[derive(Debug)]
 pub struct Subscriber {
     /// The subscriber's connection.
     pub outbound: Outbound,
     /// The frames' prefix; deactivated when the subscription ends, so that frames
-    /// already queued are dropped.
+    /// already queued are dropped. It also names the subscription in the index.
     pub target: Arc<NextTarget>,
 }
 
-/// One connection's subscribers of a shape.
+/// One connection's subscribers of a shape: the connection and the subscriptions that
+/// get a frame of each event. Kept small: an event walks one per connection.
 #[derive(Debug)]
 pub struct ConnectionSubscribers {
     /// The connection.
     pub outbound: Outbound,
-    /// The subscriptions, in the order they were added.
-    members: Vec<(SubscriptionKey, Arc<NextTarget>)>,
-    /// `members`' targets, as queued with each event.
+    /// The subscriptions, in the order they were added; replaced on every change.
     targets: NextTargets,
 }
 
 impl ConnectionSubscribers {
-    fn new(outbound: Outbound, key: SubscriptionKey, target: Arc<NextTarget>) -> Self {
-        Self {
-            outbound,
-            targets: NextTargets::One(target.clone()),
-            members: vec![(key, target)],
-        }
-    }
-
     /// The subscriptions that get a frame of each event.
     pub fn targets(&self) -> &NextTargets {
         &self.targets
-    }
-
-    /// Rebuilds the queued snapshot after a change; `false` once no member is left.
-    fn refresh(&mut self) -> bool {
-        let targets: Vec<Arc<NextTarget>> = self.members.iter().map(|(_, t)| t.clone()).collect();
-        match NextTargets::of(&targets) {
-            Some(targets) => {
-                self.targets = targets;
-                true
-            }
-            None => false,
-        }
     }
 }
 
@@ -87,7 +63,6 @@ impl ShapeIndex {
     pub fn insert(
         &self,
         shape: Arc<Shape>,
-        key: SubscriptionKey,
         subscriber: Subscriber,
         interest: &dyn InterestSink,
         edge_id: &str,
@@ -98,51 +73,51 @@ impl ShapeIndex {
             Entry::Occupied(mut entry) => match entry.get_mut().connections.entry(connection) {
                 hash_map::Entry::Occupied(mut group) => {
                     let group = group.get_mut();
-                    group.members.push((key, target));
-                    group.refresh();
+                    group.targets = group.targets.with(target);
                 }
                 hash_map::Entry::Vacant(group) => {
-                    group.insert(ConnectionSubscribers::new(outbound, key, target));
+                    group.insert(ConnectionSubscribers {
+                        outbound,
+                        targets: NextTargets::One(target),
+                    });
                 }
             },
             Entry::Vacant(entry) => {
                 interest.add(edge_id, shape.clone());
                 let mut connections = HashMap::new();
-                connections.insert(
-                    connection,
-                    ConnectionSubscribers::new(outbound, key, target),
-                );
+                let targets = NextTargets::One(target);
+                connections.insert(connection, ConnectionSubscribers { outbound, targets });
                 entry.insert(ShapeEntry { shape, connections });
             }
         }
     }
 
-    /// Removes the subscriber `key` of connection `outbound`; withdraws the shape from
+    /// Removes `subscriber` and deactivates its target; withdraws the shape from
     /// `interest` when it was the last. Returns whether the subscriber was present.
     pub fn remove(
         &self,
         shape: ShapeId,
-        key: SubscriptionKey,
-        outbound: &Outbound,
+        subscriber: &Subscriber,
         interest: &dyn InterestSink,
         edge_id: &str,
     ) -> bool {
+        subscriber.target.deactivate();
         let Entry::Occupied(mut entry) = self.shapes.entry(shape) else {
             return false;
         };
-        let connection = outbound.connection_id();
+        let connection = subscriber.outbound.connection_id();
         let hash_map::Entry::Occupied(mut group) = entry.get_mut().connections.entry(connection)
         else {
             return false;
         };
-        let members = &mut group.get_mut().members;
-        let Some(at) = members.iter().position(|(k, _)| *k == key) else {
+        let Some(rest) = group.get().targets.without(&subscriber.target) else {
             return false;
         };
-        let (_, target) = members.remove(at);
-        target.deactivate();
-        if !group.get_mut().refresh() {
-            group.remove();
+        match rest {
+            Some(targets) => group.get_mut().targets = targets,
+            None => {
+                group.remove();
+            }
         }
         if entry.get().connections.is_empty() {
             interest.remove(edge_id, entry.get().shape.channel(), shape);

@@ -37,7 +37,7 @@ fn index(
     let index = ShapeIndex::default();
     let mut ids = Vec::with_capacity(shapes);
     let mut receivers = Vec::new();
-    let mut key = 0;
+    let mut id = 0;
     for s in 0..shapes {
         let query = format!(r#"subscription {{ chatMessage(room: "lobby") {{ s{s}: text }} }}"#);
         let (prepared, request) = crate::prepared(&schema, &query);
@@ -49,10 +49,10 @@ fn index(
             for _ in 0..per_connection {
                 let subscriber = Subscriber {
                     outbound: outbound.clone(),
-                    target: Arc::new(NextTarget::new(&key.to_string())),
+                    target: Arc::new(NextTarget::new(&id.to_string())),
                 };
-                index.insert(shape.clone(), key, subscriber, &NoInterest, "bench");
-                key += 1;
+                index.insert(shape.clone(), subscriber, &NoInterest, "bench");
+                id += 1;
             }
         }
     }
