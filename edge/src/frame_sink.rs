@@ -31,6 +31,10 @@ pub trait FrameSink {
 /// Capacity a write buffer starts with; it grows for a larger batch.
 const INITIAL_BUFFER: usize = 4096;
 
+/// Bytes of a `next` frame besides its payload, for sizing the buffer once per event
+/// rather than growing it frame by frame: the header and a prefix with a short id.
+const FRAME_OVERHEAD: usize = ws_frame::MAX_HEADER + 48;
+
 /// A [`FrameSink`] over the write half of a socket.
 ///
 /// The buffer exists only while there is something to write: an idle connection holds
@@ -62,7 +66,10 @@ impl<W: AsyncWrite + Unpin + Send> FrameSink for SocketWriter<W> {
         match item {
             Outgoing::Frame(message) => ws_frame::message(&mut self.buf, &message),
             Outgoing::Next { targets, payload } => {
-                for target in targets.as_slice() {
+                let targets = targets.as_slice();
+                self.buf
+                    .reserve(targets.len() * (payload.len() + FRAME_OVERHEAD));
+                for target in targets {
                     if target.is_active() {
                         ws_frame::text(&mut self.buf, &target.frame_parts(&payload));
                     }
