@@ -134,11 +134,9 @@ async fn run(args: EdgeArgs) -> anyhow::Result<()> {
     })?;
     let limits = limits::resolve(args.limits, LimitsFile::default())
         .map_err(|problems| anyhow::anyhow!("invalid limits:\n{}", problems.join("\n")))?;
-    let ws_listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let ws_listener = fanout_core::listen::tcp_listener(args.listen)
         .with_context(|| format!("cannot listen for WebSocket on {}", args.listen))?;
-    let admin_listener = tokio::net::TcpListener::bind(args.admin_listen)
-        .await
+    let admin_listener = fanout_core::listen::tcp_listener(args.admin_listen)
         .with_context(|| format!("cannot listen for admin on {}", args.admin_listen))?;
     let nats = args
         .cluster

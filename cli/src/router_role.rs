@@ -103,11 +103,9 @@ async fn run(args: RouterArgs) -> anyhow::Result<()> {
     }
     let limits = limits::resolve(args.limits, LimitsFile::default())
         .map_err(|problems| anyhow::anyhow!("invalid limits:\n{}", problems.join("\n")))?;
-    let grpc_listener = tokio::net::TcpListener::bind(args.grpc_listen)
-        .await
+    let grpc_listener = fanout_core::listen::tcp_listener(args.grpc_listen)
         .with_context(|| format!("cannot listen for gRPC on {}", args.grpc_listen))?;
-    let admin_listener = tokio::net::TcpListener::bind(args.admin_listen)
-        .await
+    let admin_listener = fanout_core::listen::tcp_listener(args.admin_listen)
         .with_context(|| format!("cannot listen for admin on {}", args.admin_listen))?;
     let nats = args
         .cluster

@@ -131,8 +131,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
+    fanout_core::listen::tcp_listener(addr)
         .with_context(|| format!("cannot listen for {what} on {addr}"))
 }
 

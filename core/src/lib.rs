@@ -19,6 +19,7 @@
 //!   implementations.
 //! - [`subject`]: every bus subject name, built in one place.
 //! - [`interest`]: how an edge tells routers which shapes it wants on which channels.
+//! - [`listen`]: TCP listeners with a backlog deep enough for reconnect storms.
 //! - [`partition`]: channel → partition hashing (`fnv1a32`).
 //! - [`membership`]: which routers are in the cluster (static list or Kubernetes
 //!   EndpointSlices) and which owns each partition (rendezvous hashing).
@@ -36,6 +37,7 @@ pub mod error;
 pub mod filter;
 pub mod graphql;
 pub mod interest;
+pub mod listen;
 pub mod membership;
 pub mod otel;
 pub mod partition;
