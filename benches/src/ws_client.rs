@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
 /// Read buffer a connection starts with; it grows for larger frames.
 const READ_BUFFER: usize = 8 * 1024;
@@ -23,12 +24,13 @@ const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// A longer message is refused (the benchmark's payloads are small).
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
-const OP_CONTINUATION: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
+// Opcodes as tungstenite names them (RFC 6455 §5.2).
+const OP_TEXT: OpCode = OpCode::Data(Data::Text);
+const OP_BINARY: OpCode = OpCode::Data(Data::Binary);
+const OP_CONTINUATION: OpCode = OpCode::Data(Data::Continue);
+const OP_CLOSE: OpCode = OpCode::Control(Control::Close);
+const OP_PING: OpCode = OpCode::Control(Control::Ping);
+const OP_PONG: OpCode = OpCode::Control(Control::Pong);
 
 /// What [`WsClient::next_message`] found in the buffer.
 #[derive(Debug, PartialEq, Eq)]
@@ -129,7 +131,7 @@ impl WsClient {
             };
             let body = self.start + frame.header_len..self.start + frame.header_len + frame.len;
             self.start = body.end;
-            match frame.opcode {
+            match OpCode::from(frame.opcode) {
                 OP_TEXT | OP_BINARY if frame.fin => {
                     if self.fragments.is_some() {
                         bail!("a new message inside a fragmented one");
@@ -171,7 +173,7 @@ impl WsClient {
                     let reason = String::from_utf8_lossy(data.get(2..).unwrap_or_default());
                     return Ok(Some(Incoming::Close(code, reason.into_owned())));
                 }
-                other => bail!("frame with reserved opcode {other:#x}"),
+                other => bail!("frame with reserved opcode {other}"),
             }
         }
     }
@@ -202,9 +204,9 @@ impl WsClient {
     }
 
     /// Writes one final frame of `opcode`, masked as a client must (RFC 6455 §5.3).
-    async fn send(&mut self, opcode: u8, data: &[u8]) -> anyhow::Result<()> {
+    async fn send(&mut self, opcode: OpCode, data: &[u8]) -> anyhow::Result<()> {
         let mut frame = Vec::with_capacity(data.len() + 14);
-        frame.push(0x80 | opcode);
+        frame.push(0x80 | u8::from(opcode));
         match data.len() {
             n if n < 126 => frame.push(0x80 | n as u8),
             n if n <= usize::from(u16::MAX) => {
