@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use fanout_core::bus::{Bus, BusMessage};
 use fanout_core::shape::ShapeId;
 use fanout_core::{subject, telemetry, trace};
@@ -117,12 +116,13 @@ impl Edge {
                 tracing::warn!(channel = %delivery.channel, "delivery item with a malformed shape id");
                 continue;
             };
-            let Ok(payload) = std::str::from_utf8(&item.payload) else {
+            if std::str::from_utf8(&item.payload).is_err() {
                 tracing::warn!(%shape, "delivery payload is not UTF-8; skipped");
                 continue;
-            };
-            // One copy per event and shape; each subscriber's frame shares it.
-            let payload = Bytes::copy_from_slice(payload.as_bytes());
+            }
+            // The decoded message's own bytes, not a copy; every subscriber's frame
+            // shares them.
+            let payload = &item.payload;
             let before = stats.frames;
             self.index.for_each_connection(shape, |subscribers| {
                 let targets = subscribers.targets();

@@ -374,10 +374,7 @@ impl Session {
         let edge = &self.edge;
         edge.index.insert(
             shape.clone(),
-            Subscriber {
-                outbound: subscriber.outbound.clone(),
-                target: subscriber.target.clone(),
-            },
+            subscriber.clone(),
             edge.interest.as_ref(),
             &edge.config.edge_id,
         );

@@ -17,7 +17,7 @@ use crate::next_target::{NextTarget, NextTargets};
 use crate::outbound::Outbound;
 
 /// One local subscriber of a shape, as added to the index.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Subscriber {
     /// The subscriber's connection.
     pub outbound: Outbound,
