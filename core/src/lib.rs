@@ -28,6 +28,7 @@
 //!   spans.
 //! - [`otel`]: OpenTelemetry span export over OTLP when an endpoint is configured.
 //! - [`telemetry`]: metric names, built in one place.
+//! - [`gauge_mirror`]: gauges that mirror shared state without publishing stale values.
 //! - [`error`]: the crate's error type.
 
 pub mod admin;
@@ -35,6 +36,7 @@ pub mod bus;
 pub mod dispatch;
 pub mod error;
 pub mod filter;
+pub mod gauge_mirror;
 pub mod graphql;
 pub mod interest;
 pub mod listen;

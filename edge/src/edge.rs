@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
+use fanout_core::gauge_mirror::GaugeMirror;
 use fanout_core::graphql::Schema;
 use fanout_core::interest::InterestSink;
 use fanout_core::security::JwtVerifier;
@@ -41,6 +42,8 @@ pub struct Edge {
     pub(crate) gates: ConnectionGates,
     connections: AtomicUsize,
     subscriptions: AtomicUsize,
+    /// Publishes the connection, subscription and shape gauges in order.
+    gauges: GaugeMirror,
     next_connection: AtomicU64,
 }
 
@@ -89,6 +92,7 @@ impl Edge {
             gates: ConnectionGates::default(),
             connections: AtomicUsize::new(0),
             subscriptions: AtomicUsize::new(0),
+            gauges: GaugeMirror::default(),
             next_connection: AtomicU64::new(1),
         })
     }
@@ -110,8 +114,8 @@ impl Edge {
     /// Counts a connection, and lists its `outbound` for the drain, until the guard is
     /// dropped.
     pub(crate) fn connection_opened(self: &Arc<Self>, outbound: &Outbound) -> ConnectionGuard {
-        let n = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
-        metrics::gauge!(telemetry::EDGE_CONNECTIONS).set(n as f64);
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.publish_connections();
         let key = self.next_connection.fetch_add(1, Ordering::Relaxed);
         self.open.insert(key, outbound.clone());
         ConnectionGuard {
@@ -132,15 +136,28 @@ impl Edge {
     }
 
     pub(crate) fn subscription_added(&self) {
-        let n = self.subscriptions.fetch_add(1, Ordering::Relaxed) + 1;
-        metrics::gauge!(telemetry::EDGE_SUBSCRIPTIONS).set(n as f64);
-        metrics::gauge!(telemetry::EDGE_SHAPES).set(self.index.shapes() as f64);
+        self.subscriptions.fetch_add(1, Ordering::Relaxed);
+        self.publish_subscriptions();
     }
 
     pub(crate) fn subscription_removed(&self) {
-        let n = self.subscriptions.fetch_sub(1, Ordering::Relaxed) - 1;
-        metrics::gauge!(telemetry::EDGE_SUBSCRIPTIONS).set(n as f64);
-        metrics::gauge!(telemetry::EDGE_SHAPES).set(self.index.shapes() as f64);
+        self.subscriptions.fetch_sub(1, Ordering::Relaxed);
+        self.publish_subscriptions();
+    }
+
+    fn publish_subscriptions(&self) {
+        self.gauges.publish(|| {
+            let n = self.subscriptions.load(Ordering::Relaxed);
+            metrics::gauge!(telemetry::EDGE_SUBSCRIPTIONS).set(n as f64);
+            metrics::gauge!(telemetry::EDGE_SHAPES).set(self.index.shapes() as f64);
+        });
+    }
+
+    fn publish_connections(&self) {
+        self.gauges.publish(|| {
+            let n = self.connections.load(Ordering::Relaxed);
+            metrics::gauge!(telemetry::EDGE_CONNECTIONS).set(n as f64);
+        });
     }
 }
 
@@ -153,7 +170,7 @@ pub(crate) struct ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.edge.open.remove(&self.key);
-        let n = self.edge.connections.fetch_sub(1, Ordering::Relaxed) - 1;
-        metrics::gauge!(telemetry::EDGE_CONNECTIONS).set(n as f64);
+        self.edge.connections.fetch_sub(1, Ordering::Relaxed);
+        self.edge.publish_connections();
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fanout_core::gauge_mirror::GaugeMirror;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{Batch, BatchResults};
@@ -35,6 +36,8 @@ struct Inner {
     fields: Vec<String>,
     field_set: HashSet<String>,
     timeout: Duration,
+    /// Publishes the queue depth gauge in order, so a stale depth never stays.
+    gauges: GaugeMirror,
 }
 
 impl fmt::Debug for PythonRuntime {
@@ -70,6 +73,7 @@ impl PythonRuntime {
                 fields,
                 field_set,
                 timeout,
+                gauges: GaugeMirror::default(),
             }),
         })
     }
@@ -91,8 +95,10 @@ impl PythonRuntime {
 
     /// Sets the resolver queue depth gauge: batches waiting for the Python thread.
     fn report_queue_depth(&self) {
-        let queued = self.inner.batches.max_capacity() - self.inner.batches.capacity();
-        metrics::gauge!(fanout_core::telemetry::RESOLVER_QUEUE_DEPTH).set(queued as f64);
+        self.inner.gauges.publish(|| {
+            let queued = self.inner.batches.max_capacity() - self.inner.batches.capacity();
+            metrics::gauge!(fanout_core::telemetry::RESOLVER_QUEUE_DEPTH).set(queued as f64);
+        });
     }
 
     /// Runs one resolver call per entry of `calls` for `event`, on the Python thread.

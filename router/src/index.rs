@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use dashmap::DashMap;
+use fanout_core::gauge_mirror::GaugeMirror;
 use fanout_core::interest::InterestSink;
 use fanout_core::shape::{Shape, ShapeId};
 use fanout_core::telemetry;
@@ -33,6 +34,8 @@ pub struct ChannelIndex {
     /// Edge → (channel, shape) it has reported, so a vanished edge can be dropped.
     by_edge: DashMap<String, HashSet<(String, ShapeId)>>,
     entries: AtomicI64,
+    /// Publishes the gauges in order, so a stale count never stays published.
+    gauges: GaugeMirror,
 }
 
 impl std::fmt::Debug for ChannelIndex {
@@ -78,8 +81,10 @@ impl ChannelIndex {
     }
 
     fn publish_gauges(&self) {
-        metrics::gauge!(telemetry::ROUTER_INTEREST_ENTRIES).set(self.entries() as f64);
-        metrics::gauge!(telemetry::ROUTER_CHANNELS).set(self.channels.len() as f64);
+        self.gauges.publish(|| {
+            metrics::gauge!(telemetry::ROUTER_INTEREST_ENTRIES).set(self.entries() as f64);
+            metrics::gauge!(telemetry::ROUTER_CHANNELS).set(self.channels.len() as f64);
+        });
     }
 
     fn remove_entry(&self, edge: &str, channel: &str, shape: ShapeId) -> bool {
