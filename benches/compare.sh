@@ -6,6 +6,10 @@
 #   graphql-ws      graphql-ws reference server + ws + graphql-js (Node.js)
 #                                                      benches/peers/node-graphql-ws
 #   strawberry      Strawberry on uvicorn (Python)     benches/peers/strawberry
+#   floor           not a peer: the least any server must do to deliver the same
+#                   frames (plain threads, one write per socket and event); opt-in,
+#                   to read a figure against this machine's floor
+#                                                      benches/peers/floor
 #
 #   benches/compare.sh [SERVER...]    (default: fanout async-graphql graphql-ws strawberry)
 #
@@ -36,6 +40,9 @@ setup_peers() {
   log "building the async-graphql peer"
   CARGO_TARGET_DIR="$peer_out/async-graphql" \
     cargo build --release --locked --manifest-path "$peers/async-graphql/Cargo.toml" >&2
+  log "building the floor"
+  CARGO_TARGET_DIR="$peer_out/floor" \
+    cargo build --release --locked --manifest-path "$peers/floor/Cargo.toml" >&2
   log "installing the graphql-ws peer (npm ci)"
   (cd "$peers/node-graphql-ws" && npm ci --no-audit --no-fund --silent >&2)
   log "installing the Strawberry peer (pip, venv in $peer_out/venv)"
@@ -55,6 +62,9 @@ start() {
     async-graphql)
       "$peer_out/async-graphql/release/peer-async-graphql" "127.0.0.1:$peer_port" \
         >"$out_dir/$1.log" 2>&1 &
+      ;;
+    floor)
+      "$peer_out/floor/release/peer-floor" "127.0.0.1:$peer_port" >"$out_dir/$1.log" 2>&1 &
       ;;
     graphql-ws)
       node "$peers/node-graphql-ws/server.mjs" "$peer_port" >"$out_dir/$1.log" 2>&1 &
@@ -94,7 +104,7 @@ run_scenarios() { # server
   stop_server
 }
 
-case "${1:-}" in -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 servers=("$@")
 [ ${#servers[@]} -gt 0 ] || servers=(fanout async-graphql graphql-ws strawberry)
 build_fanout
