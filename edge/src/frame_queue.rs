@@ -8,8 +8,9 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll};
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 
 /// How many frames a queued item stands for: the queue's capacity and length count
 /// frames, and one item may carry several (an event for several subscriptions of one
@@ -41,8 +42,10 @@ pub struct FrameQueue<T> {
     /// Frames queued, readable without the lock.
     len: AtomicUsize,
     capacity: usize,
-    /// Wakes the consumer; a notification sent while it is not waiting is kept.
-    ready: Notify,
+    /// The consumer's waker. A few atomics per wait and wake, where a `Notify` takes a
+    /// lock to register its waiter and again to drop it: this runs per connection and
+    /// event. The consumer registers before it looks, so no push is missed.
+    ready: AtomicWaker,
 }
 
 #[derive(Debug)]
@@ -64,7 +67,7 @@ impl<T: Weight> FrameQueue<T> {
             }),
             len: AtomicUsize::new(0),
             capacity: capacity.max(1),
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
         }
     }
 
@@ -99,9 +102,26 @@ impl<T: Weight> FrameQueue<T> {
         Ok(was_empty)
     }
 
-    /// Wakes the consumer (or lets its next wait return at once).
+    /// Wakes the consumer if it waits (one that does not finds the items when it looks).
     pub fn wake(&self) {
-        self.ready.notify_one();
+        self.ready.wake();
+    }
+
+    /// Registers the consumer's waker for the next [`FrameQueue::wake`]. Register first,
+    /// then look (pop, or check whatever else the wake stands for), so that a push in
+    /// between is not missed. Only the one consumer may call this.
+    pub fn register(&self, cx: &Context<'_>) {
+        self.ready.register(cx.waker());
+    }
+
+    /// Takes the oldest item, or registers the consumer to be woken when there is one.
+    /// Only the one consumer may call this.
+    pub fn poll_pop(&self, cx: &Context<'_>) -> Poll<T> {
+        self.register(cx);
+        match self.pop() {
+            Some(item) => Poll::Ready(item),
+            None => Poll::Pending,
+        }
     }
 
     /// Takes the oldest item, if any.
@@ -118,12 +138,7 @@ impl<T: Weight> FrameQueue<T> {
 
     /// Waits for an item and takes it. Only the one consumer may call this.
     pub async fn next(&self) -> T {
-        loop {
-            if let Some(item) = self.pop() {
-                return item;
-            }
-            self.ready.notified().await;
-        }
+        std::future::poll_fn(|cx| self.poll_pop(cx)).await
     }
 
     /// Frames queued now.

@@ -7,7 +7,9 @@
 //! cannot be written within [`CLOSE_WRITE_TIMEOUT`] the writer gives up and the socket
 //! is dropped.
 
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
@@ -72,8 +74,9 @@ impl Weight for Outgoing {
     }
 }
 
-/// First close reason wins; `wake` wakes whoever waits for it. (A plain `Notify`:
-/// a `CancellationToken` takes a lock on every check, and the writer checks per frame.)
+/// First close reason wins; `wake` wakes whoever waits in [`CloseSignal::closed`] (the
+/// protocol task). The writer does not wait here: it checks the reason (one atomic load)
+/// whenever the queue's waker wakes it, and [`Shared::close`] wakes that too.
 #[derive(Debug, Default)]
 struct CloseSignal {
     reason: OnceLock<CloseReason>,
@@ -86,6 +89,11 @@ impl CloseSignal {
         let first = self.reason.set(reason).is_ok();
         self.wake.notify_waiters();
         first
+    }
+
+    /// Whether a reason is set (one atomic load).
+    fn is_closed(&self) -> bool {
+        self.reason.get().is_some()
     }
 
     /// Resolves once a reason is set.
@@ -108,6 +116,17 @@ impl CloseSignal {
 struct Shared {
     queue: FrameQueue<Outgoing>,
     signal: CloseSignal,
+}
+
+impl Shared {
+    /// Sets the close reason unless one is set and wakes the writer (which waits on the
+    /// queue's waker) and everyone waiting in [`Outbound::closed`]; whether this call
+    /// set it.
+    fn close(&self, reason: CloseReason) -> bool {
+        let first = self.signal.close(reason);
+        self.queue.wake();
+        first
+    }
 }
 
 /// Handle to a connection's outbound queue; cheap to clone.
@@ -200,13 +219,13 @@ impl Outbound {
     /// Asks the writer to close the socket with `reason`; the first reason wins.
     /// Returns whether this call set the reason.
     pub fn close(&self, reason: CloseReason) -> bool {
-        self.shared.signal.close(reason)
+        self.shared.close(reason)
     }
 
     /// Whether a close was requested (one atomic load: this runs per subscriber per
     /// event).
     pub fn is_closed(&self) -> bool {
-        self.shared.signal.reason.get().is_some()
+        self.shared.signal.is_closed()
     }
 
     /// The reason given to [`Outbound::close`], once it was called.
@@ -257,11 +276,19 @@ impl OutboundRx {
         let queue = &self.shared.queue;
         let signal = &self.shared.signal;
         loop {
-            let first = tokio::select! {
-                biased;
-                () = signal.closed() => break,
-                item = queue.next() => item,
-            };
+            // The close check comes first, as in a biased select; one registration with
+            // the queue's waker stands for both (a close wakes it too).
+            let first = std::future::poll_fn(|cx| {
+                queue.register(cx);
+                if signal.is_closed() {
+                    return Poll::Ready(None);
+                }
+                queue
+                    .pop()
+                    .map_or(Poll::Pending, |item| Poll::Ready(Some(item)))
+            })
+            .await;
+            let Some(first) = first else { break };
             sink.push(first);
             for _ in 1..MAX_BATCH {
                 if sink.buffered() >= MAX_BATCH_BYTES {
@@ -272,14 +299,22 @@ impl OutboundRx {
                     None => break,
                 }
             }
-            let written = tokio::select! {
-                biased;
-                () = signal.closed() => break,
-                written = sink.flush() => written,
+            let written = {
+                let flush = sink.flush();
+                tokio::pin!(flush);
+                std::future::poll_fn(|cx| {
+                    queue.register(cx);
+                    if signal.is_closed() {
+                        return Poll::Ready(None);
+                    }
+                    flush.as_mut().poll(cx).map(Some)
+                })
+                .await
             };
+            let Some(written) = written else { break };
             if let Err(e) = written {
                 tracing::debug!(error = %e, "socket write failed");
-                signal.close(CloseReason::PeerClosed);
+                self.shared.close(CloseReason::PeerClosed);
                 return;
             }
         }
@@ -393,6 +428,24 @@ mod tests {
             panic!("expected close, got {:?}", got[2]);
         };
         assert_eq!(frame.code, 4408);
+    }
+
+    #[tokio::test]
+    async fn close_wakes_a_writer_waiting_on_an_empty_queue() {
+        let (out, rx) = Outbound::new(8);
+        let (tx, mut frames) = mpsc::channel::<Message>(16);
+        let writer = tokio::spawn(rx.write_to(sink(tx)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!writer.is_finished(), "nothing to write, no close yet");
+        out.close(CloseReason::GoingAway);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("the close wakes the writer")
+            .expect("writer task");
+        let Ok(Message::Close(Some(frame))) = frames.try_recv() else {
+            panic!("expected the close frame");
+        };
+        assert_eq!(frame.code, 1001);
     }
 
     #[tokio::test]
