@@ -25,10 +25,6 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=benches/lib.sh
 . "$root/benches/lib.sh"
 
-peers="$root/benches/peers"
-peer_out="$root/target/peers"
-peer_port=28300
-
 cleanup() {
   stop_server
   restore_loopback
@@ -40,9 +36,7 @@ setup_peers() {
   log "building the async-graphql peer"
   CARGO_TARGET_DIR="$peer_out/async-graphql" \
     cargo build --release --locked --manifest-path "$peers/async-graphql/Cargo.toml" >&2
-  log "building the floor"
-  CARGO_TARGET_DIR="$peer_out/floor" \
-    cargo build --release --locked --manifest-path "$peers/floor/Cargo.toml" >&2
+  build_floor
   log "installing the graphql-ws peer (npm ci)"
   (cd "$peers/node-graphql-ws" && npm ci --no-audit --no-fund --silent >&2)
   log "installing the Strawberry peer (pip, venv in $peer_out/venv)"
@@ -64,7 +58,10 @@ start() {
         >"$out_dir/$1.log" 2>&1 &
       ;;
     floor)
-      "$peer_out/floor/release/peer-floor" "127.0.0.1:$peer_port" >"$out_dir/$1.log" 2>&1 &
+      start_floor
+      ws_url="ws://127.0.0.1:$peer_port/graphql"
+      publish=(--publish "http://127.0.0.1:$peer_port/publish")
+      return
       ;;
     graphql-ws)
       node "$peers/node-graphql-ws/server.mjs" "$peer_port" >"$out_dir/$1.log" 2>&1 &

