@@ -114,16 +114,6 @@ impl<T: Weight> FrameQueue<T> {
         self.ready.register(cx.waker());
     }
 
-    /// Takes the oldest item, or registers the consumer to be woken when there is one.
-    /// Only the one consumer may call this.
-    pub fn poll_pop(&self, cx: &Context<'_>) -> Poll<T> {
-        self.register(cx);
-        match self.pop() {
-            Some(item) => Poll::Ready(item),
-            None => Poll::Pending,
-        }
-    }
-
     /// Takes the oldest item, if any.
     pub fn pop(&self) -> Option<T> {
         let mut slots = self.items.lock().unwrap_or_else(PoisonError::into_inner);
@@ -138,7 +128,11 @@ impl<T: Weight> FrameQueue<T> {
 
     /// Waits for an item and takes it. Only the one consumer may call this.
     pub async fn next(&self) -> T {
-        std::future::poll_fn(|cx| self.poll_pop(cx)).await
+        std::future::poll_fn(|cx| {
+            self.register(cx);
+            self.pop().map_or(Poll::Pending, Poll::Ready)
+        })
+        .await
     }
 
     /// Frames queued now.

@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
@@ -126,6 +126,23 @@ impl Shared {
         let first = self.signal.close(reason);
         self.queue.wake();
         first
+    }
+
+    /// The writer's wait: polls `poll` until it is ready, or returns `None` once a close
+    /// is requested (checked first, as in a biased select). One registration with the
+    /// queue's waker stands for both, since a push and a close both wake it.
+    async fn unless_closed<T>(
+        &self,
+        mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>,
+    ) -> Option<T> {
+        std::future::poll_fn(|cx| {
+            self.queue.register(cx);
+            if self.signal.is_closed() {
+                return Poll::Ready(None);
+            }
+            poll(cx).map(Some)
+        })
+        .await
     }
 }
 
@@ -276,19 +293,11 @@ impl OutboundRx {
         let queue = &self.shared.queue;
         let signal = &self.shared.signal;
         loop {
-            // The close check comes first, as in a biased select; one registration with
-            // the queue's waker stands for both (a close wakes it too).
-            let first = std::future::poll_fn(|cx| {
-                queue.register(cx);
-                if signal.is_closed() {
-                    return Poll::Ready(None);
-                }
-                queue
-                    .pop()
-                    .map_or(Poll::Pending, |item| Poll::Ready(Some(item)))
-            })
-            .await;
-            let Some(first) = first else { break };
+            let taken = self
+                .shared
+                .unless_closed(|_| queue.pop().map_or(Poll::Pending, Poll::Ready))
+                .await;
+            let Some(first) = taken else { break };
             sink.push(first);
             for _ in 1..MAX_BATCH {
                 if sink.buffered() >= MAX_BATCH_BYTES {
@@ -299,19 +308,13 @@ impl OutboundRx {
                     None => break,
                 }
             }
-            let written = {
-                let flush = sink.flush();
-                tokio::pin!(flush);
-                std::future::poll_fn(|cx| {
-                    queue.register(cx);
-                    if signal.is_closed() {
-                        return Poll::Ready(None);
-                    }
-                    flush.as_mut().poll(cx).map(Some)
-                })
-                .await
-            };
-            let Some(written) = written else { break };
+            let flush = sink.flush();
+            tokio::pin!(flush);
+            let flushed = self
+                .shared
+                .unless_closed(|cx| flush.as_mut().poll(cx))
+                .await;
+            let Some(written) = flushed else { break };
             if let Err(e) = written {
                 tracing::debug!(error = %e, "socket write failed");
                 self.shared.close(CloseReason::PeerClosed);
